@@ -1,0 +1,156 @@
+"""``fetalhc evaluate``: score the pipeline on a labelled HC18 split.
+
+Per image: Dice, Jaccard, Hausdorff distance (mm, between mask boundaries) against the
+filled reference ellipse; the HC differences manual - automatic for the ellipse HC, the
+patent's pixel-count length and the unbiased contour length. Summary: the patent's d and s
+(cm and mm), the mean absolute difference (ADF, mm), and the quality-flag split.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from fetalhc.hc18 import load_split, read_cases, reference_mask
+from fetalhc.image import load_image
+from fetalhc.io_utils import atomic_write_text, write_table
+from fetalhc.metrics import agreement, dice_jaccard, hausdorff_mm
+from fetalhc.pipeline import Pipeline, PipelineConfig
+
+#: evaluation mode -> pipeline settings
+MODES: dict[str, PipelineConfig] = {
+    "full": PipelineConfig(crop_mode="full"),
+    "corners": PipelineConfig(crop_mode="corners"),
+    "corners+flips": PipelineConfig(crop_mode="corners", flips=True),
+    "corners+full": PipelineConfig(crop_mode="corners+full"),
+    "corners+full+flips": PipelineConfig(crop_mode="corners+full", flips=True),
+}
+
+ESTIMATORS = {"ellipse": "hc_mm", "contour_cross": "contour_hc_mm", "contour_length": "contour_length_mm"}
+
+CASE_COLUMNS = ("file", "patient", "pixel_size_mm", "hc_ref_mm", "hc_mm", "contour_hc_mm", "contour_length_mm",
+                "dice", "jaccard", "hausdorff_mm", "abs_err_mm", "status", "flags")
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summary of one mode's per-image rows."""
+    ok = [r for r in rows if r.get("hc_mm") is not None]
+    ref = np.array([r["hc_ref_mm"] for r in ok], float)
+    out: dict[str, Any] = {
+        "n": len(rows),
+        "n_measured": len(ok),
+        "dice_mean": float(np.mean([r["dice"] for r in rows])),
+        "dice_sd": float(np.std([r["dice"] for r in rows])),
+        "jaccard_mean": float(np.mean([r["jaccard"] for r in rows])),
+        "hausdorff_mm_mean": float(np.mean([min(r["hausdorff_mm"], 1e3) for r in rows])),
+    }
+    for name, col in ESTIMATORS.items():
+        auto = np.array([r[col] for r in ok], float)
+        out[name] = agreement(ref, auto) if len(ok) else {}
+    status_ok = [r for r in ok if r["status"] == "ok"]
+    review = [r for r in rows if r["status"] != "ok"]
+    out["quality"] = {
+        "fraction_review": len(review) / max(1, len(rows)),
+        "adf_ok_mm": float(np.mean([r["abs_err_mm"] for r in status_ok])) if status_ok else None,
+        "adf_review_mm": float(np.mean([r["abs_err_mm"] for r in review if r["abs_err_mm"] is not None]))
+        if any(r["abs_err_mm"] is not None for r in review) else None,
+        "errors_over_4mm": sum(1 for r in ok if r["abs_err_mm"] > 4),
+        "errors_over_4mm_sent_to_review": sum(1 for r in ok if r["abs_err_mm"] > 4 and r["status"] != "ok"),
+    }
+    bins = [(0, 100), (100, 150), (150, 200), (200, 250), (250, 400)]
+    out["adf_by_hc_mm"] = {
+        f"{lo}-{hi}": {"n": len(sel), "adf_mm": float(np.mean([r["abs_err_mm"] for r in sel]))}
+        for lo, hi in bins if (sel := [r for r in ok if lo <= r["hc_ref_mm"] < hi])
+    }
+    return out
+
+
+def bland_altman_png(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Bland-Altman plot (mean of the two vs manual - automatic, mm) of the ellipse HC."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r.get("hc_mm") is not None]
+    ref = np.array([r["hc_ref_mm"] for r in ok])
+    auto = np.array([r["hc_mm"] for r in ok])
+    mean, diff = (ref + auto) / 2, ref - auto
+    md, sd = diff.mean(), diff.std(ddof=1)
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    ax.scatter(mean, diff, s=10, alpha=0.7)
+    for y, ls in ((md, "-"), (md + 1.96 * sd, "--"), (md - 1.96 * sd, "--")):
+        ax.axhline(y, color="k", linestyle=ls, linewidth=1)
+    ax.set_xlabel("mean of manual and automatic HC (mm)")
+    ax.set_ylabel("manual - automatic HC (mm)")
+    ax.set_title(f"{title}: d = {md:+.2f} mm, 1.96 s = {1.96 * sd:.2f} mm (n = {len(ok)})")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def evaluate_mode(pipe: Pipeline, data_dir: Path, files: list[str], progress: Progress | None = None,
+                  label: str = "") -> list[dict[str, Any]]:
+    """Per-image rows for one pipeline over ``files`` of HC18's training_set."""
+    import cv2
+
+    cases = {c.filename: c for c in read_cases(data_dir)}
+    rows = []
+    task = progress.add_task(label, total=len(files)) if progress else None
+    for f in files:
+        case = cases[f]
+        img = load_image(data_dir / "training_set" / f, pixel_size_mm=case.pixel_size_mm)
+        ann = cv2.imread(str(data_dir / "training_set" / f.replace(".png", "_Annotation.png")), cv2.IMREAD_GRAYSCALE)
+        ref, _ = reference_mask(ann)
+        res = pipe.run(img)
+        pred = res.mask if res.mask is not None else np.zeros_like(ref)
+        dice, jac = dice_jaccard(pred, ref)
+        rows.append({
+            "file": f, "patient": case.patient, "pixel_size_mm": case.pixel_size_mm, "hc_ref_mm": case.hc_mm,
+            "hc_mm": res.hc_mm, "contour_hc_mm": res.contour_hc_mm, "contour_length_mm": res.contour_length_mm,
+            "dice": dice, "jaccard": jac, "hausdorff_mm": hausdorff_mm(pred, ref, case.pixel_size_mm),
+            "abs_err_mm": abs(case.hc_mm - res.hc_mm) if res.hc_mm is not None else None,
+            "status": res.status, "flags": ";".join(res.flags),
+        })
+        if progress is not None and task is not None:
+            progress.advance(task)
+    return rows
+
+
+def run_evaluation(data_dir: Path, split_file: Path, subset: str, out_dir: Path, modes: list[str],
+                   limit: int | None = None, model_path: Path | None = None,
+                   progress: Progress | None = None) -> dict[str, Any]:
+    """Evaluate each mode; write ``<mode>_cases.csv``, ``<mode>_bland_altman.png`` and
+    ``summary.json`` into ``out_dir``. Returns the summary."""
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise ValueError(f"unknown mode(s) {unknown}; choose from {sorted(MODES)}")
+    split = load_split(split_file)
+    if subset not in split:
+        raise ValueError(f"{split_file}: no list named {subset!r}")
+    files = split[subset][:limit] if limit else split[subset]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"split": str(split_file), "subset": subset, "n_images": len(files), "modes": {}}
+    ctx = progress if progress is not None else None
+    if ctx is not None:
+        ctx.start()
+    try:
+        for mode in modes:
+            pipe = Pipeline(model_path, MODES[mode])
+            summary["model_sha256"] = pipe.segmenter.info.sha256
+            rows = evaluate_mode(pipe, data_dir, files, progress, mode)
+            safe = mode.replace("+", "_")
+            write_table(out_dir / f"{safe}_cases.csv", rows, CASE_COLUMNS)
+            bland_altman_png(rows, out_dir / f"{safe}_bland_altman.png", f"HC18 {subset}, {mode}")
+            summary["modes"][mode] = summarize(rows)
+    finally:
+        if ctx is not None:
+            ctx.stop()
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,63 @@
+"""Atomic file output: write to a temporary file in the target folder, then rename.
+
+A crash or a bad file never leaves a half-written result behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_png(path: str | Path, image: NDArray[np.generic]) -> Path:
+    """Encode ``image`` (grey or BGR) as PNG and write it atomically."""
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+def write_table(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Iterable[str]) -> Path:
+    """Write rows as CSV (``.csv``) or a JSON list (``.json``), atomically."""
+    p = Path(path)
+    cols = list(columns)
+    rows = [{c: r.get(c) for c in cols} for r in rows]
+    if p.suffix.lower() == ".json":
+        return atomic_write_text(p, json.dumps(rows, indent=2, allow_nan=False, default=str) + "\n")
+    if p.suffix.lower() != ".csv":
+        raise ValueError(f"{p}: results file must end in .csv or .json")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return atomic_write_text(p, buf.getvalue())

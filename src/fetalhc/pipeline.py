@@ -1,0 +1,199 @@
+"""The measurement pipeline: load -> de-identify -> crops -> segment -> fuse -> measure ->
+clinical read-out -> quality flags. Each arrow is a plain value; each stage lives in its
+own module and is tested alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from fetalhc import clinical, quality
+from fetalhc.boundary import contour_length_px, iso_contour_xy, pixel_count_length_px
+from fetalhc.crops import CropBox, CropMode, crop_boxes, extract_crop, paste_back
+from fetalhc.deid import deidentify_pixels
+from fetalhc.ellipse import Ellipse, fit_ellipse_points
+from fetalhc.fuse import binarize, fuse_probabilities
+from fetalhc.image import UltrasoundImage, load_image, to_grey_uint8
+from fetalhc.results import MeasureResult
+from fetalhc.segment import Segmenter
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of the measurement pipeline.
+
+    Attributes:
+        crop_mode: "corners" (the patent's four corner crops), "full" or "corners+full".
+        q: corner crop scale (the patent's Q), 0 < q <= 1.
+        flips: also segment each crop flipped left-right and average.
+        threshold: probability threshold of the fused map.
+        deidentify: blank burned-in text before anything else sees the image.
+        element: structuring element of the patent's boundary ("cross" or "square").
+    """
+
+    crop_mode: str = CropMode.CORNERS.value
+    q: float = 0.9
+    flips: bool = False
+    threshold: float = 0.5
+    deidentify: bool = True
+    element: str = "cross"
+
+    def __post_init__(self) -> None:
+        CropMode(self.crop_mode)
+        if not 0.0 < self.q <= 1.0:
+            raise ValueError(f"q must lie in (0, 1], got {self.q}")
+
+
+@dataclass
+class Segmentation:
+    """Output of the segment + fuse stages for one image (all arrays of the image's size)."""
+
+    probability: NDArray[np.float32]
+    mask: NDArray[np.uint8]
+    boxes: list[CropBox]
+    crop_probs: list[NDArray[np.float32]]
+
+
+class Pipeline:
+    """Measure head circumference on images with one loaded model.
+
+    >>> pipe = Pipeline()                                   # doctest: +SKIP
+    >>> pipe.measure("010_HC.png", pixel_size_mm=0.12).hc_mm  # doctest: +SKIP
+    """
+
+    def __init__(self, model_path: str | Path | None = None, config: PipelineConfig | None = None,
+                 threads: int = 2) -> None:
+        self.config = config or PipelineConfig()
+        self.segmenter = Segmenter(model_path, threads=threads)
+
+    def segment(self, pixels: NDArray[np.uint8]) -> Segmentation:
+        """Crops -> network -> fused probability -> largest filled component."""
+        cfg = self.config
+        h, w = pixels.shape
+        boxes = crop_boxes(w, h, cfg.crop_mode, cfg.q, cfg.flips)
+        crops = np.stack([extract_crop(pixels, b, self.segmenter.input_hw) for b in boxes])
+        probs = list(self.segmenter.predict(crops))
+        fused = fuse_probabilities(probs, boxes, (h, w))
+        return Segmentation(fused, binarize(fused, cfg.threshold), boxes, probs)
+
+    def prepare(self, image: UltrasoundImage) -> UltrasoundImage:
+        """Stage 2: the de-identified image every later stage (and every output) sees."""
+        return deidentify_pixels(image) if self.config.deidentify else image
+
+    def run(self, image: UltrasoundImage, ga_weeks: float | None = None) -> MeasureResult:
+        """Measure one loaded image. Never raises for a poor image: problems become flags."""
+        return self.run_prepared(self.prepare(image), ga_weeks)
+
+    def run_prepared(self, image: UltrasoundImage, ga_weeks: float | None = None) -> MeasureResult:
+        """Measure an image that :meth:`prepare` already de-identified."""
+        cfg = self.config
+        seg = self.segment(image.pixels)
+        res = MeasureResult(file=image.name, pixel_size_mm=image.pixel_size_mm,
+                            pixel_size_source=image.pixel_size_source,
+                            crop_mode=cfg.crop_mode + ("+flips" if cfg.flips else ""))
+        res.probability, res.mask = seg.probability, seg.mask
+        res.flags.extend(f"source_note: {n}" for n in image.notes if not n.startswith("deid:"))
+        if seg.mask.any():
+            measure_mask(res, seg.mask, cfg.element)
+            res.crop_hc_px = crop_hcs_px(seg)
+            res.mean_confidence = boundary_confidence(seg.probability, seg.mask)
+        clinical.annotate(res, ga_weeks)
+        quality.assess(res, mask=seg.mask, probability=seg.probability, image_shape_hw=image.pixels.shape[:2])
+        return res
+
+    def measure(self, image: UltrasoundImage | NDArray[np.generic] | str | Path,
+                pixel_size_mm: float | None = None, ga_weeks: float | None = None) -> MeasureResult:
+        """Load (if given a path or array) and measure one image; see :func:`measure`."""
+        img = as_image(image)
+        if pixel_size_mm is not None:
+            img = img.with_pixel_size(pixel_size_mm, "user")
+        return self.run(img, ga_weeks)
+
+
+def as_image(image: UltrasoundImage | NDArray[np.generic] | str | Path) -> UltrasoundImage:
+    """An :class:`UltrasoundImage` from a path, an array or an image object."""
+    if isinstance(image, UltrasoundImage):
+        return image
+    if isinstance(image, (str, Path)):
+        return load_image(image)
+    return UltrasoundImage(to_grey_uint8(np.asarray(image)))
+
+
+def measure_mask(res: MeasureResult, mask: NDArray[np.uint8], element: str = "cross") -> None:
+    """Fill the geometric fields of ``res`` (pixels, and mm where the pixel size is known)."""
+    pts = iso_contour_xy(mask)
+    try:
+        ell = fit_ellipse_points(pts)
+    except ValueError:
+        return
+    res.center_x_px, res.center_y_px = ell.center_x_px, ell.center_y_px
+    res.semi_axis_a_px, res.semi_axis_b_px, res.angle_deg = ell.semi_axis_a_px, ell.semi_axis_b_px, ell.angle_deg
+    res.hc_px = ell.perimeter_px
+    res.contour_hc_px = pixel_count_length_px(mask, element)
+    res.contour_length_px = contour_length_px(mask)
+    if res.pixel_size_mm is not None:
+        s = res.pixel_size_mm
+        res.hc_mm = res.hc_px * s
+        res.contour_hc_mm = res.contour_hc_px * s
+        res.contour_length_mm = res.contour_length_px * s
+
+
+def crop_hcs_px(seg: Segmentation) -> list[float]:
+    """Ellipse HC (pixels) of each crop's own mask, for the crops-disagree flag.
+    A flipped crop is averaged with its unflipped twin first."""
+    by_name: dict[str, list[tuple[CropBox, NDArray[np.float32]]]] = {}
+    for b, p in zip(seg.boxes, seg.crop_probs, strict=True):
+        by_name.setdefault(b.name.removesuffix("_flip"), []).append((b, p))
+    out = []
+    for items in by_name.values():
+        prob = np.mean([paste_back(p, b) for b, p in items], axis=0)
+        m = binarize(prob)
+        if not m.any():
+            continue
+        try:
+            out.append(fit_ellipse_points(iso_contour_xy(m)).perimeter_px)
+        except ValueError:
+            continue
+    return out
+
+
+def boundary_confidence(prob: NDArray[np.float32], mask: NDArray[np.uint8], band_px: int = 7) -> float:
+    """Mean certainty |2p - 1| in a band of +-``band_px`` pixels around the mask edge (0..1)."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
+    band = cv2.dilate(mask, k) > cv2.erode(mask, k)
+    if not band.any():
+        return 0.0
+    return float(np.abs(2 * prob[band] - 1).mean())
+
+
+@lru_cache(maxsize=4)
+def _default_pipeline(model_path: str | None, config: PipelineConfig) -> Pipeline:
+    return Pipeline(model_path, config)
+
+
+def measure(image: UltrasoundImage | NDArray[np.generic] | str | Path, pixel_size_mm: float | None = None, *,
+            ga_weeks: float | None = None, config: PipelineConfig | None = None,
+            model_path: str | Path | None = None) -> MeasureResult:
+    """Measure the fetal head circumference on one image with the shipped model.
+
+    Args:
+        image: a file path (PNG, JPEG, BMP, TIFF, DICOM), a grey/RGB array, or an UltrasoundImage.
+        pixel_size_mm: pixel size in millimetres; overrides any size the file carries. Without
+            any, lengths are given in pixels only (``hc_mm`` is None and a flag says so).
+        ga_weeks: gestational age in weeks, for the HC z-score and centile.
+        config: pipeline settings (crop mode, Q, flips, ...).
+        model_path: another ONNX model with its metadata JSON beside it.
+
+    Returns:
+        A :class:`~fetalhc.results.MeasureResult`; ``hc_mm`` is the clinical ellipse HC.
+    """
+    pipe = _default_pipeline(str(model_path) if model_path else None, config or PipelineConfig())
+    return pipe.measure(image, pixel_size_mm, ga_weeks)
+
+
+__all__ = ["Ellipse", "Pipeline", "PipelineConfig", "Segmentation", "measure"]

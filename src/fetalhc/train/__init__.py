@@ -1,0 +1,1 @@
+"""Training (needs the ``train`` extra: torch, albumentations). Inference never imports this."""

