@@ -4,7 +4,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from fetalhc.hc18 import annotation_ellipse, load_split, make_split, read_cases
 

@@ -199,5 +199,60 @@ def demo(out_dir: Annotated[Path, typer.Option(help="Where the demo writes its o
     raise typer.Exit(run_demo(out_dir))
 
 
+@app.command()
+def deid(
+    inputs: Annotated[list[Path], typer.Argument(help="Image or DICOM files, or folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the de-identified copies.")],
+    fmt: Annotated[str, typer.Option("--format", help="png, or dicom (DICOM inputs only; header de-identified too).")
+                   ] = "png",
+    ocr: Annotated[bool, typer.Option(help="Also read text with Tesseract and blank what it finds (slower).")] = False,
+) -> None:
+    """Write de-identified copies: burned-in text blanked (and, for DICOM, the PS3.15 basic profile)."""
+    from fetalhc.deid import deidentify_file
+
+    if fmt not in ("png", "dicom"):
+        err.print(f"[red]error:[/red] --format must be png or dicom, got {fmt!r}")
+        raise typer.Exit(2)
+    files = collect_inputs(inputs)
+    if not files:
+        err.print("[red]error:[/red] no input files found")
+        raise typer.Exit(2)
+    failed = 0
+    seen: set[str] = set()
+    with _progress() as progress:
+        task = progress.add_task("de-identifying", total=len(files))
+        for f in files:
+            stem, k = f.stem, 2
+            while stem in seen:
+                stem, k = f"{f.stem}_{k}", k + 1
+            seen.add(stem)
+            target = out / f"{stem}_deid.{'dcm' if fmt == 'dicom' else 'png'}"
+            try:
+                deidentify_file(f, target, ocr=ocr)
+            except (ValueError, OSError) as e:
+                failed += 1
+                err.print(f"[red]failed:[/red] {e}")
+            progress.advance(task)
+    err.print(f"wrote {len(files) - failed} de-identified files to {out}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Serve the web page and the HTTP API (needs the serve extra: pip install -e '.[serve]')."""
+    try:
+        import uvicorn
+
+        from fetalhc.server import app as web_app
+    except ImportError as e:
+        err.print(f"[red]error:[/red] serving needs the serve extra (pip install -e '.[serve]'): {e}")
+        raise typer.Exit(2) from None
+    uvicorn.run(web_app, host=host, port=port, access_log=False)
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())

@@ -106,7 +106,10 @@ def evaluate_mode(pipe: Pipeline, data_dir: Path, files: list[str], progress: Pr
     for f in files:
         case = cases[f]
         img = load_image(data_dir / "training_set" / f, pixel_size_mm=case.pixel_size_mm)
-        ann = cv2.imread(str(data_dir / "training_set" / f.replace(".png", "_Annotation.png")), cv2.IMREAD_GRAYSCALE)
+        ann_path = data_dir / "training_set" / f.replace(".png", "_Annotation.png")
+        ann = cv2.imread(str(ann_path), cv2.IMREAD_GRAYSCALE)
+        if ann is None:
+            raise FileNotFoundError(f"{ann_path}: annotation missing or unreadable")
         ref, _ = reference_mask(ann)
         res = pipe.run(img)
         pred = res.mask if res.mask is not None else np.zeros_like(ref)

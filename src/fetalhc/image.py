@@ -58,7 +58,7 @@ class UltrasoundImage:
         return replace(self, pixel_size_mm=validate_pixel_size(pixel_size_mm, self.name), pixel_size_source=source)
 
 
-def validate_pixel_size(value: float, where: str = "pixel size") -> float:
+def validate_pixel_size(value: float | str, where: str = "pixel size") -> float:
     """A finite, positive pixel size in mm, else ``ValueError`` naming ``where``."""
     try:
         v = float(value)

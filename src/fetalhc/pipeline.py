@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -34,6 +33,9 @@ class PipelineConfig:
         threshold: probability threshold of the fused map.
         deidentify: blank burned-in text before anything else sees the image.
         element: structuring element of the patent's boundary ("cross" or "square").
+        min_edge_confidence: below this mean certainty |2p - 1| along the mask's edge the
+            mask is discarded and the image reported as "no head found" (calibrated on the
+            validation split: see README).
     """
 
     crop_mode: str = CropMode.CORNERS.value
@@ -42,6 +44,7 @@ class PipelineConfig:
     threshold: float = 0.5
     deidentify: bool = True
     element: str = "cross"
+    min_edge_confidence: float = 0.2
 
     def __post_init__(self) -> None:
         CropMode(self.crop_mode)
@@ -99,9 +102,14 @@ class Pipeline:
         res.probability, res.mask = seg.probability, seg.mask
         res.flags.extend(f"source_note: {n}" for n in image.notes if not n.startswith("deid:"))
         if seg.mask.any():
+            res.mean_confidence = quality.boundary_confidence(seg.probability, seg.mask)
+            if res.mean_confidence < cfg.min_edge_confidence:
+                # a soft blob with no sharp edge anywhere: the network saw no head
+                seg.mask = np.zeros_like(seg.mask)
+                res.mask = seg.mask
+        if seg.mask.any():
             measure_mask(res, seg.mask, cfg.element)
             res.crop_hc_px = crop_hcs_px(seg)
-            res.mean_confidence = boundary_confidence(seg.probability, seg.mask)
         clinical.annotate(res, ga_weeks)
         quality.assess(res, mask=seg.mask, probability=seg.probability, image_shape_hw=image.pixels.shape[:2])
         return res
@@ -160,15 +168,6 @@ def crop_hcs_px(seg: Segmentation) -> list[float]:
         except ValueError:
             continue
     return out
-
-
-def boundary_confidence(prob: NDArray[np.float32], mask: NDArray[np.uint8], band_px: int = 7) -> float:
-    """Mean certainty |2p - 1| in a band of +-``band_px`` pixels around the mask edge (0..1)."""
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
-    band = cv2.dilate(mask, k) > cv2.erode(mask, k)
-    if not band.any():
-        return 0.0
-    return float(np.abs(2 * prob[band] - 1).mean())
 
 
 @lru_cache(maxsize=4)
