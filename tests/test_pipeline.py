@@ -99,3 +99,34 @@ def test_crop_modes_agree_on_a_clear_phantom(model_path, phantom_png, mode):
     a = fetalhc.measure(phantom_png, 0.15)
     b = fetalhc.measure(phantom_png, 0.15, config=PipelineConfig(crop_mode=mode, flips=True))
     assert b.hc_mm == pytest.approx(a.hc_mm, rel=0.03)
+
+
+def test_dicom_cine_gives_one_row_per_frame_with_its_own_pixel_size(model_path, tmp_path):
+    from test_dicom import SECRET, _region, write_dicom
+
+    frames = np.stack([make_phantom(540, 800, TRUTH, seed=s)[0] for s in (1, 2)])
+    p = write_dicom(tmp_path / "cine.dcm", frames, SequenceOfUltrasoundRegions=[_region((0, 0, 799, 539),
+                                                                                       (0.015, 0.015))])
+    out = tmp_path / "r.csv"
+    res = CliRunner().invoke(app, ["measure", str(p), "--out", str(out), "--overlay-dir", str(tmp_path / "ov")])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    assert [r["frame"] for r in rows] == ["0", "1"]
+    assert {r["pixel_size_source"] for r in rows} == {"dicom:SequenceOfUltrasoundRegions"}
+    assert float(rows[0]["pixel_size_mm"]) == pytest.approx(0.15)
+    assert sorted(x.name for x in (tmp_path / "ov").iterdir()) == ["cine_frame0000_overlay.png",
+                                                                   "cine_frame0001_overlay.png"]
+    assert SECRET not in out.read_text() and SECRET not in res.output
+    one = CliRunner().invoke(app, ["measure", str(p), "--frame", "1", "--pixel-size", "0.2", "--out", str(out)])
+    assert one.exit_code == 0, one.output
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["frame"] == "1" and row["pixel_size_source"] == "user"
+
+
+def test_deid_command_writes_clean_copies_and_reports_bad_files(tmp_path, phantom_png):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    res = CliRunner().invoke(app, ["deid", str(phantom_png), str(bad), "--out", str(tmp_path / "clean")])
+    assert res.exit_code == 1
+    assert [p.name for p in (tmp_path / "clean").iterdir()] == ["phantom_deid.png"]
+    assert "bad.png" in res.output

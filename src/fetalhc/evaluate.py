@@ -20,6 +20,7 @@ from fetalhc.image import load_image
 from fetalhc.io_utils import atomic_write_text, write_table
 from fetalhc.metrics import agreement, dice_jaccard, hausdorff_mm
 from fetalhc.pipeline import Pipeline, PipelineConfig
+from fetalhc.quality import calibrate_report
 
 #: evaluation mode -> pipeline settings
 MODES: dict[str, PipelineConfig] = {
@@ -33,7 +34,7 @@ MODES: dict[str, PipelineConfig] = {
 ESTIMATORS = {"ellipse": "hc_mm", "contour_cross": "contour_hc_mm", "contour_length": "contour_length_mm"}
 
 CASE_COLUMNS = ("file", "patient", "pixel_size_mm", "hc_ref_mm", "hc_mm", "contour_hc_mm", "contour_length_mm",
-                "dice", "jaccard", "hausdorff_mm", "abs_err_mm", "status", "flags")
+                "dice", "jaccard", "hausdorff_mm", "abs_err_mm", "mean_confidence", "crop_hc_spread", "status", "flags")
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -51,16 +52,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for name, col in ESTIMATORS.items():
         auto = np.array([r[col] for r in ok], float)
         out[name] = agreement(ref, auto) if len(ok) else {}
-    status_ok = [r for r in ok if r["status"] == "ok"]
-    review = [r for r in rows if r["status"] != "ok"]
-    out["quality"] = {
-        "fraction_review": len(review) / max(1, len(rows)),
-        "adf_ok_mm": float(np.mean([r["abs_err_mm"] for r in status_ok])) if status_ok else None,
-        "adf_review_mm": float(np.mean([r["abs_err_mm"] for r in review if r["abs_err_mm"] is not None]))
-        if any(r["abs_err_mm"] is not None for r in review) else None,
-        "errors_over_4mm": sum(1 for r in ok if r["abs_err_mm"] > 4),
-        "errors_over_4mm_sent_to_review": sum(1 for r in ok if r["abs_err_mm"] > 4 and r["status"] != "ok"),
-    }
+    out["quality"] = calibrate_report(rows)
     bins = [(0, 100), (100, 150), (150, 200), (200, 250), (250, 400)]
     out["adf_by_hc_mm"] = {
         f"{lo}-{hi}": {"n": len(sel), "adf_mm": float(np.mean([r["abs_err_mm"] for r in sel]))}
@@ -119,6 +111,9 @@ def evaluate_mode(pipe: Pipeline, data_dir: Path, files: list[str], progress: Pr
             "hc_mm": res.hc_mm, "contour_hc_mm": res.contour_hc_mm, "contour_length_mm": res.contour_length_mm,
             "dice": dice, "jaccard": jac, "hausdorff_mm": hausdorff_mm(pred, ref, case.pixel_size_mm),
             "abs_err_mm": abs(case.hc_mm - res.hc_mm) if res.hc_mm is not None else None,
+            "mean_confidence": res.mean_confidence,
+            "crop_hc_spread": (max(res.crop_hc_px) - min(res.crop_hc_px)) / float(np.median(res.crop_hc_px))
+            if len(res.crop_hc_px) >= 2 else None,
             "status": res.status, "flags": ";".join(res.flags),
         })
         if progress is not None and task is not None:

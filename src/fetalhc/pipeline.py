@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from fetalhc import clinical, quality
 from fetalhc.boundary import contour_length_px, iso_contour_xy, pixel_count_length_px
-from fetalhc.crops import CropBox, CropMode, crop_boxes, extract_crop, paste_back
+from fetalhc.crops import CropBox, CropMode, crop_boxes, extract_crop
 from fetalhc.deid import deidentify_pixels
 from fetalhc.ellipse import Ellipse, fit_ellipse_points
 from fetalhc.fuse import binarize, fuse_probabilities
@@ -152,19 +152,25 @@ def measure_mask(res: MeasureResult, mask: NDArray[np.uint8], element: str = "cr
 
 
 def crop_hcs_px(seg: Segmentation) -> list[float]:
-    """Ellipse HC (pixels) of each crop's own mask, for the crops-disagree flag.
-    A flipped crop is averaged with its unflipped twin first."""
+    """Ellipse HC (pixels of the input image) of each crop's own mask, for the crops-disagree
+    flag. Measured at network resolution, the edge points scaled back to the crop's box; a
+    flipped crop is averaged with its unflipped twin first."""
     by_name: dict[str, list[tuple[CropBox, NDArray[np.float32]]]] = {}
     for b, p in zip(seg.boxes, seg.crop_probs, strict=True):
-        by_name.setdefault(b.name.removesuffix("_flip"), []).append((b, p))
+        by_name.setdefault(b.name.removesuffix("_flip"), []).append((b, p[:, ::-1] if b.flip else p))
     out = []
     for items in by_name.values():
-        prob = np.mean([paste_back(p, b) for b, p in items], axis=0)
+        box = items[0][0]
+        prob = np.mean([p for _, p in items], axis=0)
         m = binarize(prob)
         if not m.any():
             continue
+        pts = iso_contour_xy(m)
+        # network pixel centres -> input-image pixel coordinates inside the box
+        sx, sy = box.width_px / prob.shape[1], box.height_px / prob.shape[0]
+        pts = np.stack([(pts[:, 0] + 0.5) * sx - 0.5, (pts[:, 1] + 0.5) * sy - 0.5], axis=1)
         try:
-            out.append(fit_ellipse_points(iso_contour_xy(m)).perimeter_px)
+            out.append(fit_ellipse_points(pts).perimeter_px)
         except ValueError:
             continue
     return out
