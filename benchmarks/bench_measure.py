@@ -43,14 +43,14 @@ def image_paths(n: int, tmp: Path) -> list[Path]:
     return out
 
 
-def bench_speed(paths: list[Path], modes: list[str]) -> dict[str, dict[str, float]]:
+def bench_speed(paths: list[Path], modes: list[str], model: Path | None = None) -> dict[str, dict[str, float]]:
     from fetalhc.image import load_image
     from fetalhc.pipeline import Pipeline, PipelineConfig
 
     out = {}
     for mode in modes:
-        crop_mode, _, flips = mode.partition("+flips")
-        pipe = Pipeline(config=PipelineConfig(crop_mode=crop_mode, flips=mode.endswith("+flips")))
+        crop_mode = mode.removesuffix("+flips")
+        pipe = Pipeline(model, config=PipelineConfig(crop_mode=crop_mode, flips=mode.endswith("+flips")))
         pipe.measure(load_image(paths[0]), 0.1)  # warm-up
         times, ort_times = [], []
         for p in paths:
@@ -109,13 +109,15 @@ def main() -> None:
     ap.add_argument("--modes", default="full,corners,corners+flips")
     ap.add_argument("--stream", type=int, default=1000, help="images in the memory run (0: skip)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--model", type=Path, default=None, help="another ONNX model (default: the shipped one)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         paths = image_paths(args.n, tmp)
         result = {
             "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-            "speed": bench_speed(paths, args.modes.split(",")),
+            "model": str(args.model or "shipped"),
+            "speed": bench_speed(paths, args.modes.split(","), args.model),
         }
         if args.stream:
             result["stream"] = bench_stream(paths, args.stream, tmp)

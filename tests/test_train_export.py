@@ -62,3 +62,46 @@ def test_export_writes_checked_model(tmp_path):
     onnx_path.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="checksum"):
         Segmenter(onnx_path)
+
+
+def _fake_hc18(root, n=6):
+    """A tiny HC18-shaped folder of phantoms: images, outline annotations and the CSV."""
+    import cv2
+
+    from fetalhc.hc18 import make_split, read_cases
+
+    (root / "training_set").mkdir(parents=True)
+    lines = ["filename,pixel size(mm),head circumference (mm)"]
+    for i in range(n):
+        e = Ellipse(100 + i, 68, 60 - i, 45, 10.0 * i)
+        img, _ = make_phantom(136, 200, e, seed=i)
+        name = f"{i:03d}_HC.png"
+        cv2.imwrite(str(root / "training_set" / name), img)
+        outline = np.zeros_like(img)
+        cv2.polylines(outline, [np.round(e.points(400)).astype(np.int32)], True, 255, 1)
+        cv2.imwrite(str(root / "training_set" / name.replace(".png", "_Annotation.png")), outline)
+        lines.append(f"{name},0.1,{e.perimeter_px * 0.1:.2f}")
+    (root / "training_set_pixel_size_and_HC.csv").write_text("\n".join(lines) + "\n")
+    split = make_split(read_cases(root), 0.34, 0)
+    import json
+
+    (root / "split.json").write_text(json.dumps(split))
+    return root
+
+
+def test_train_writes_log_checkpoint_and_resumes(tmp_path):
+    import json
+
+    from fetalhc.train.loop import train
+
+    data = _fake_hc18(tmp_path / "hc18")
+    cfg = TrainConfig(data_dir=str(data), split_file=str(data / "split.json"), out_dir=str(tmp_path / "run"),
+                      pretrained=False, epochs=1, batch_size=2, input_hw=(64, 96), bf16=False)
+    ckpt = train(cfg)
+    assert ckpt.is_file() and (tmp_path / "run" / "train.log").read_text().count("EPOCH") == 1
+    cfg.epochs = 3
+    train(cfg)  # resumes at epoch 1
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2, 3]
+    assert "val_dice_fullimage" in lines[-1] and lines[-1]["peak_rss_mb"] > 0
+    assert "resumed" in (tmp_path / "run" / "train.log").read_text()

@@ -56,6 +56,7 @@ def measure(
     flips: Annotated[bool, typer.Option(help="Also segment left-right flipped crops.")] = False,
     frame: Annotated[int | None, typer.Option(help="DICOM cine: measure only this frame (0-based).")] = None,
     deid: Annotated[bool, typer.Option(help="Blank burned-in text first (on by default).")] = True,
+    ocr: Annotated[bool, typer.Option(help="De-identify with Tesseract OCR too (slower, more thorough).")] = False,
     model: Annotated[Path | None, typer.Option(help="Another ONNX model (metadata JSON beside it).")] = None,
 ) -> None:
     """Measure head circumference on images; one result row per image (or DICOM frame)."""
@@ -65,7 +66,7 @@ def measure(
     from fetalhc.pixel_size_csv import read_pixel_size_csv
 
     try:
-        cfg = PipelineConfig(crop_mode=crop_mode, q=q, flips=flips, deidentify=deid)
+        cfg = PipelineConfig(crop_mode=crop_mode, q=q, flips=flips, deidentify=deid, deid_ocr=ocr)
         table = read_pixel_size_csv(pixel_size_csv) if pixel_size_csv else None
         if ga_weeks is not None:
             ga_weeks = validate_ga_weeks(ga_weeks)
@@ -119,6 +120,7 @@ def evaluate(
         "full,corners,corners+flips"),
     limit: Annotated[int | None, typer.Option(help="Score only the first N images.")] = None,
     model: Annotated[Path | None, typer.Option(help="Another ONNX model.")] = None,
+    deid: Annotated[bool, typer.Option(help="De-identify first, as measure does (on by default).")] = True,
 ) -> None:
     """Score the model on a labelled HC18 split: Dice, Jaccard, Hausdorff, HC differences."""
     from fetalhc.evaluate import run_evaluation
@@ -129,7 +131,7 @@ def evaluate(
         err.print("[red]error:[/red] HC18 not found; pass --data-dir or set FETALHC_DATA")
         raise typer.Exit(2)
     summary = run_evaluation(d, split, subset, out_dir, [m.strip() for m in modes.split(",")], limit=limit,
-                             model_path=model, progress=_progress())
+                             model_path=model, progress=_progress(), deidentify=deid)
     t = Table(title=f"HC18 {subset} ({split.name})")
     for c in ("mode", "n", "dice", "jaccard", "hausdorff_mm", "adf_mm", "d_mm", "s_mm", "contour_adf_mm"):
         t.add_column(c)
@@ -180,15 +182,28 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (last.pt).")],
     out: Annotated[Path, typer.Option(help="ONNX file to write; its metadata JSON goes beside it.")] = Path(
         "src/fetalhc/models/fetalhc_deeplabv3plus_effl0.onnx"),
+    int8: Annotated[Path | None, typer.Option(help="Also write a static-int8 copy here (needs HC18 to calibrate).")
+                    ] = None,
+    split: Annotated[Path, typer.Option(help="Split JSON (calibration uses its training images).")] = DEFAULT_SPLIT,
+    data_dir: Annotated[Path | None, typer.Option(help="HC18 folder.")] = None,
 ) -> None:
     """Export a checkpoint to ONNX with a metadata JSON (SHA-256, input size, recipe)."""
     try:
-        from fetalhc.train.export import export_onnx
+        from fetalhc.train.export import export_onnx, quantize_int8
     except ImportError as e:
         err.print(f"[red]error:[/red] export needs the train extra (pip install -e '.[train]'): {e}")
         raise typer.Exit(2) from None
     path = export_onnx(checkpoint, out)
     err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    if int8 is not None:
+        from fetalhc.hc18 import default_data_dir
+
+        d = data_dir or default_data_dir()
+        if d is None:
+            err.print("[red]error:[/red] int8 calibration needs HC18; pass --data-dir or set FETALHC_DATA")
+            raise typer.Exit(2)
+        q = quantize_int8(path, int8, d, split)
+        err.print(f"wrote {q} ({q.stat().st_size / 2**20:.1f} MiB)")
 
 
 @app.command()

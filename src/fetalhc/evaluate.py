@@ -9,6 +9,7 @@ patent's pixel-count length and the unbiased contour length. Summary: the patent
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,7 @@ def evaluate_mode(pipe: Pipeline, data_dir: Path, files: list[str], progress: Pr
 
 def run_evaluation(data_dir: Path, split_file: Path, subset: str, out_dir: Path, modes: list[str],
                    limit: int | None = None, model_path: Path | None = None,
-                   progress: Progress | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None, deidentify: bool = True) -> dict[str, Any]:
     """Evaluate each mode; write ``<mode>_cases.csv``, ``<mode>_bland_altman.png`` and
     ``summary.json`` into ``out_dir``. Returns the summary."""
     unknown = [m for m in modes if m not in MODES]
@@ -140,7 +141,7 @@ def run_evaluation(data_dir: Path, split_file: Path, subset: str, out_dir: Path,
         ctx.start()
     try:
         for mode in modes:
-            pipe = Pipeline(model_path, MODES[mode])
+            pipe = Pipeline(model_path, replace(MODES[mode], deidentify=deidentify))
             summary["model_sha256"] = pipe.segmenter.info.sha256
             rows = evaluate_mode(pipe, data_dir, files, progress, mode)
             safe = mode.replace("+", "_")

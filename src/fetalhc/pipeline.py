@@ -32,6 +32,7 @@ class PipelineConfig:
         flips: also segment each crop flipped left-right and average.
         threshold: probability threshold of the fused map.
         deidentify: blank burned-in text before anything else sees the image.
+        deid_ocr: also read text with Tesseract and blank what it finds (slower; see deid).
         element: structuring element of the patent's boundary ("cross" or "square").
         min_edge_confidence: below this mean certainty |2p - 1| along the mask's edge the
             mask is discarded and the image reported as "no head found" (calibrated on the
@@ -43,6 +44,7 @@ class PipelineConfig:
     flips: bool = False
     threshold: float = 0.5
     deidentify: bool = True
+    deid_ocr: bool = False
     element: str = "cross"
     min_edge_confidence: float = 0.2
 
@@ -86,7 +88,7 @@ class Pipeline:
 
     def prepare(self, image: UltrasoundImage) -> UltrasoundImage:
         """Stage 2: the de-identified image every later stage (and every output) sees."""
-        return deidentify_pixels(image) if self.config.deidentify else image
+        return deidentify_pixels(image, ocr=self.config.deid_ocr) if self.config.deidentify else image
 
     def run(self, image: UltrasoundImage, ga_weeks: float | None = None) -> MeasureResult:
         """Measure one loaded image. Never raises for a poor image: problems become flags."""

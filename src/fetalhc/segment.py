@@ -90,6 +90,10 @@ class Segmenter:
         """Head probabilities (N, H, W) for grey crops (N, H, W) uint8 of the input size."""
         if crops.ndim != 3 or tuple(crops.shape[1:]) != self.input_hw:
             raise ValueError(f"crops must have shape (N, {self.input_hw[0]}, {self.input_hw[1]}), got {crops.shape}")
-        x = (crops.astype(np.float32) / 255.0)[:, None]
-        logits = self._session.run(None, {self._input: x})[0][:, 0]
-        return (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
+        out = np.empty(crops.shape, np.float32)
+        # one crop at a time: batching saves little on 2 cores and holds 4x the activations
+        for i, crop in enumerate(crops):
+            x = (crop.astype(np.float32) / 255.0)[None, None]
+            logits = self._session.run(None, {self._input: x})[0][0, 0]
+            out[i] = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
+        return out

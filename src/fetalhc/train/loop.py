@@ -11,6 +11,8 @@ import json
 import logging
 import math
 import random
+import resource
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fetalhc.hc18 import load_split, read_cases
 from fetalhc.train.dataset import build_augment, load_samples, make_pair, random_box
@@ -73,6 +76,9 @@ def train(cfg: TrainConfig) -> Path:
     """Train; resume from ``out_dir/last.pt`` if it exists. Returns the final checkpoint path."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for old in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
+        log.removeHandler(old)  # a previous run's log file in this process
+        old.close()
     handler = logging.FileHandler(out / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     log.addHandler(handler)
@@ -121,50 +127,57 @@ def train(cfg: TrainConfig) -> Path:
     augment = build_augment()
     rng = random.Random(cfg.seed + start_epoch)
     t_start = time.time()
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        order = list(range(len(train_s)))
-        rng.shuffle(order)
-        t_ep, loss_sum = time.time(), 0.0
-        for b in range(steps_per_epoch):
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            xs, ys = [], []
-            for i in idx:
-                s = train_s[i]
-                h, w = s.image.shape
-                x, y = make_pair(s, random_box(w, h, rng, cfg.q), cfg.input_hw, augment)
-                xs.append(x)
-                ys.append(y)
-            xb = torch.from_numpy(np.stack(xs))[:, None].contiguous(memory_format=torch.channels_last)
-            yb = torch.from_numpy(np.stack(ys))[:, None]
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(xb)
-            logits = logits.float()
-            loss = F.binary_cross_entropy_with_logits(logits, yb)
-            if cfg.loss == "ce+dice":
-                loss = loss + soft_dice_loss(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            loss_sum += float(loss)
-            if b % 20 == 0:
-                log.info("epoch %d step %d/%d loss %.4f lr %.2e", epoch, b, steps_per_epoch, float(loss), lr_at(step))
-        msg = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "epoch_s": round(time.time() - t_ep, 1)}
-        if (epoch + 1) % 3 == 0 or epoch + 1 == cfg.epochs:
-            msg["val_dice_fullimage"] = round(validate(model, val_s, cfg.input_hw, use_bf16), 4)
-        log.info("EPOCH %s", json.dumps(msg))
-        with (out / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(msg) + "\n")
-        tmp = out / "last.pt.tmp"
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "step": step,
-                    "config": asdict(cfg)}, tmp)
-        tmp.replace(ckpt)
-        if cfg.max_minutes is not None and (time.time() - t_start) / 60 > cfg.max_minutes:
-            log.info("stopping: time budget of %.0f min reached", cfg.max_minutes)
-            break
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        disable=not sys.stderr.isatty())
+    task = progress.add_task("training", total=total, completed=step)
+    with progress:
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            order = list(range(len(train_s)))
+            rng.shuffle(order)
+            t_ep, loss_sum = time.time(), 0.0
+            for b in range(steps_per_epoch):
+                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                xs, ys = [], []
+                for i in idx:
+                    s = train_s[i]
+                    h, w = s.image.shape
+                    x, y = make_pair(s, random_box(w, h, rng, cfg.q), cfg.input_hw, augment)
+                    xs.append(x)
+                    ys.append(y)
+                xb = torch.from_numpy(np.stack(xs))[:, None].contiguous(memory_format=torch.channels_last)
+                yb = torch.from_numpy(np.stack(ys))[:, None]
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                    logits = model(xb)
+                logits = logits.float()
+                loss = F.binary_cross_entropy_with_logits(logits, yb)
+                if cfg.loss == "ce+dice":
+                    loss = loss + soft_dice_loss(logits, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                progress.update(task, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs} loss {float(loss):.3f}")
+                loss_sum += float(loss.detach())
+                if b % 20 == 0:
+                    log.info("epoch %d step %d/%d loss %.4f lr %.2e", epoch, b, steps_per_epoch, float(loss),
+                             lr_at(step))
+            msg = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "epoch_s": round(time.time() - t_ep, 1),
+                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+            if (epoch + 1) % 3 == 0 or epoch + 1 == cfg.epochs:
+                msg["val_dice_fullimage"] = round(validate(model, val_s, cfg.input_hw, use_bf16), 4)
+            log.info("EPOCH %s", json.dumps(msg))
+            with (out / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(msg) + "\n")
+            tmp = out / "last.pt.tmp"
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "step": step,
+                        "config": asdict(cfg)}, tmp)
+            tmp.replace(ckpt)
+            if cfg.max_minutes is not None and (time.time() - t_start) / 60 > cfg.max_minutes:
+                log.info("stopping: time budget of %.0f min reached", cfg.max_minutes)
+                break
     return ckpt
 
 
