@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fetalhc import clinical, quality
-from fetalhc.boundary import contour_length_px, iso_contour_xy, pixel_count_length_px
+from fetalhc.boundary import iso_contour_xy, pixel_count_length_px, polyline_length_px
 from fetalhc.crops import CropBox, CropMode, crop_boxes, extract_crop
 from fetalhc.deid import deidentify_pixels
 from fetalhc.ellipse import Ellipse, fit_ellipse_points
@@ -145,7 +145,7 @@ def measure_mask(res: MeasureResult, mask: NDArray[np.uint8], element: str = "cr
     res.semi_axis_a_px, res.semi_axis_b_px, res.angle_deg = ell.semi_axis_a_px, ell.semi_axis_b_px, ell.angle_deg
     res.hc_px = ell.perimeter_px
     res.contour_hc_px = pixel_count_length_px(mask, element)
-    res.contour_length_px = contour_length_px(mask)
+    res.contour_length_px = polyline_length_px(pts)
     if res.pixel_size_mm is not None:
         s = res.pixel_size_mm
         res.hc_mm = res.hc_px * s

@@ -159,8 +159,9 @@ def train(cfg: TrainConfig) -> Path:
                 loss.backward()
                 opt.step()
                 step += 1
-                progress.update(task, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs} loss {float(loss):.3f}")
-                loss_sum += float(loss.detach())
+                loss_value = float(loss.detach())
+                progress.update(task, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs} loss {loss_value:.3f}")
+                loss_sum += loss_value
                 if b % 20 == 0:
                     log.info("epoch %d step %d/%d loss %.4f lr %.2e", epoch, b, steps_per_epoch, float(loss),
                              lr_at(step))
