@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fetalhc.image import ImageLoadError, UltrasoundImage, _is_dicom, load_image
+from fetalhc.image import ImageLoadError, UltrasoundImage, is_dicom, load_image
 from fetalhc.io_utils import write_png, write_table
 from fetalhc.overlay import draw_overlay
 from fetalhc.pipeline import Pipeline, PipelineConfig
@@ -33,7 +33,7 @@ class BatchOptions:
 
 def iter_images(path: Path, frame: int | None = None) -> Iterator[tuple[int | None, UltrasoundImage]]:
     """Yield (frame index or None, image) for one file; a DICOM cine yields each frame in turn."""
-    if _is_dicom(path):
+    if is_dicom(path):
         from fetalhc import dicom
 
         if frame is not None:

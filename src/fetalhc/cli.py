@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fetalhc.hc18 import DEFAULT_SPLIT
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="fetalhc: fetal head circumference from 2-D ultrasound images.")
 err = Console(stderr=True)
 
-DEFAULT_SPLIT = Path(__file__).parent / "splits" / "hc18_seed0.json"
 INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
 
 

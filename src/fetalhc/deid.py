@@ -507,15 +507,15 @@ def deidentify_file(in_path: str | Path, out_path: str | Path, *, ocr: bool = Fa
     Raises :class:`fetalhc.image.ImageLoadError` for unreadable input, ``ValueError`` for an
     unsupported output suffix.
     """
-    from fetalhc.image import _is_dicom, load_image
+    from fetalhc.image import is_dicom, load_image
 
     src, dst = Path(in_path), Path(out_path)
     suffix = dst.suffix.lower()
     if suffix not in (".png", ".dcm", ".dicom"):
         raise ValueError(f"{dst}: output must end in .png, .dcm or .dicom")
-    is_dicom = src.is_file() and _is_dicom(src)
+    src_is_dicom = src.is_file() and is_dicom(src)
     if suffix != ".png":
-        if not is_dicom:
+        if not src_is_dicom:
             raise ValueError(f"{dst}: DICOM output needs DICOM input; {src} is not DICOM")
         _write_dicom(src, dst, ocr)
         return dst

@@ -14,7 +14,7 @@ from fetalhc.phantom import make_phantom
 def run_demo(out_dir: Path = Path("demo_out")) -> int:
     """Returns a process exit status (0 when every demo image was measured)."""
     from fetalhc.batch import BatchOptions, run_batch
-    from fetalhc.hc18 import default_data_dir, load_split, read_cases
+    from fetalhc.hc18 import DEFAULT_SPLIT, default_data_dir, load_split, read_cases
     from fetalhc.pipeline import PipelineConfig
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -31,7 +31,7 @@ def run_demo(out_dir: Path = Path("demo_out")) -> int:
     if d is None:
         print("HC18 not found (set FETALHC_DATA): real-image demo skipped")
     else:
-        name = load_split(Path(__file__).parent / "splits" / "hc18_seed0.json")["val"][0]
+        name = load_split(DEFAULT_SPLIT)["val"][0]
         case = {c.filename: c for c in read_cases(d)}[name]
         rows += run_batch([d / "training_set" / name], PipelineConfig(),
                           BatchOptions(pixel_size_mm=case.pixel_size_mm, overlay_dir=out_dir, mask_dir=out_dir,

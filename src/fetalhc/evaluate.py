@@ -136,9 +136,8 @@ def run_evaluation(data_dir: Path, split_file: Path, subset: str, out_dir: Path,
     files = split[subset][:limit] if limit else split[subset]
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"split": str(split_file), "subset": subset, "n_images": len(files), "modes": {}}
-    ctx = progress if progress is not None else None
-    if ctx is not None:
-        ctx.start()
+    if progress is not None:
+        progress.start()
     try:
         for mode in modes:
             pipe = Pipeline(model_path, replace(MODES[mode], deidentify=deidentify))
@@ -149,7 +148,7 @@ def run_evaluation(data_dir: Path, split_file: Path, subset: str, out_dir: Path,
             bland_altman_png(rows, out_dir / f"{safe}_bland_altman.png", f"HC18 {subset}, {mode}")
             summary["modes"][mode] = summarize(rows)
     finally:
-        if ctx is not None:
-            ctx.stop()
+        if progress is not None:
+            progress.stop()
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

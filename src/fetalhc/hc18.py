@@ -20,6 +20,9 @@ from numpy.typing import NDArray
 
 from fetalhc.ellipse import Ellipse, fit_ellipse_points
 
+#: the committed patient-grouped split (seed 0, 15 % of patients for validation)
+DEFAULT_SPLIT = Path(__file__).parent / "splits" / "hc18_seed0.json"
+
 
 def default_data_dir() -> Path | None:
     """``$FETALHC_DATA`` or ``../shared/data/hc18`` beside the repository, if it exists."""

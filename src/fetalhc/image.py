@@ -124,7 +124,7 @@ def load_image(path: str | Path, pixel_size_mm: float | None = None, max_pixels:
         raise ImageLoadError(f"{p}: is a directory, not an image")
     if p.stat().st_size == 0:
         raise ImageLoadError(f"{p}: file is empty")
-    if _is_dicom(p):
+    if is_dicom(p):
         from fetalhc import dicom  # local import: pydicom only when needed
 
         img = dicom.load_dicom(p)
@@ -173,7 +173,8 @@ def _pil_to_array(im: Image.Image) -> NDArray[np.generic]:
     return np.asarray(im.convert("RGB"))
 
 
-def _is_dicom(p: Path) -> bool:
+def is_dicom(p: Path) -> bool:
+    """True for a ``.dcm``/``.dicom`` name or a file with the DICM preamble."""
     if p.suffix.lower() in (".dcm", ".dicom"):
         return True
     try:
