@@ -48,13 +48,21 @@ class Ellipse:
         y0, y1 = max(0, int(self.center_y_px - r)), min(h, int(self.center_y_px + r) + 2)
         if x0 >= x1 or y0 >= y1 or self.semi_axis_b_px <= 0:
             return mask
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        # row by row: the pixel centres x with A dx^2 + B dx dy + C dy^2 <= 1 form one run
         th = math.radians(self.angle_deg)
-        dx, dy = xx - self.center_x_px, yy - self.center_y_px
-        u = dx * math.cos(th) + dy * math.sin(th)
-        v = -dx * math.sin(th) + dy * math.cos(th)
-        inside = (u / self.semi_axis_a_px) ** 2 + (v / self.semi_axis_b_px) ** 2 <= 1.0
-        mask[y0:y1, x0:x1][inside] = value
+        c, s = math.cos(th), math.sin(th)
+        ia2, ib2 = 1.0 / self.semi_axis_a_px**2, 1.0 / self.semi_axis_b_px**2
+        qa, qb, qc = c * c * ia2 + s * s * ib2, 2.0 * c * s * (ia2 - ib2), s * s * ia2 + c * c * ib2
+        dy = np.arange(y0, y1, dtype=np.float64) - self.center_y_px
+        lin, const = qb * dy, qc * dy * dy - 1.0
+        disc = lin * lin - 4.0 * qa * const
+        ok = disc >= 0
+        root = np.sqrt(np.where(ok, disc, 0.0))
+        lo = np.ceil((-lin - root) / (2.0 * qa) + self.center_x_px).astype(np.int64)
+        hi = np.floor((-lin + root) / (2.0 * qa) + self.center_x_px).astype(np.int64) + 1
+        lo, hi = np.clip(lo, 0, w), np.clip(hi, 0, w)
+        for i in np.flatnonzero(ok & (hi > lo)).tolist():
+            mask[y0 + i, lo[i]:hi[i]] = value
         return mask
 
     def points(self, n: int = 360) -> NDArray[np.float64]:

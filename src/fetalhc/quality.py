@@ -14,7 +14,7 @@ validation table so that they can be tuned.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -92,19 +92,41 @@ def boundary_confidence(probability: NDArray[np.floating], mask: NDArray[np.gene
     """Mean certainty |2p - 1| (0..1) of ``probability`` in a band of +-``band_px`` pixels around
     the edge of ``mask``; 0.0 when the mask has no edge."""
     m = (np.asarray(mask) > 0).astype(np.uint8)
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        return 0.0
+    # the band lies within band_px of the mask's bounding box: work on that window only
+    h, w = m.shape
+    y0, y1 = max(0, rows[0] - band_px - 1), min(h, rows[-1] + band_px + 2)
+    x0, x1 = max(0, cols[0] - band_px - 1), min(w, cols[-1] + band_px + 2)
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
-    band = cv2.dilate(m, k) > cv2.erode(m, k)
+    sub = m[y0:y1, x0:x1]
+    band = cv2.dilate(sub, k) > cv2.erode(sub, k)
     if not band.any():
         return 0.0
-    return float(np.abs(2.0 * np.asarray(probability, np.float64)[band] - 1.0).mean())
+    p = np.asarray(probability)[y0:y1, x0:x1]
+    return float(np.abs(2.0 * p[band].astype(np.float64) - 1.0).mean())
 
 
 def mask_ellipse_iou(mask: NDArray[np.generic], ellipse: Ellipse) -> float:
     """Intersection over union of ``mask`` and ``ellipse`` rasterised on the same grid."""
     m = np.asarray(mask) > 0
-    e = ellipse.rasterize(m.shape) > 0
-    union = np.count_nonzero(m | e)
-    return float(np.count_nonzero(m & e) / union) if union else 0.0
+    h, w = m.shape
+    # both lie inside the union of their bounding boxes: compare on that window only
+    r = max(ellipse.semi_axis_a_px, ellipse.semi_axis_b_px) + 2
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    y0, y1 = int(max(0, ellipse.center_y_px - r)), int(min(h, ellipse.center_y_px + r + 2))
+    x0, x1 = int(max(0, ellipse.center_x_px - r)), int(min(w, ellipse.center_x_px + r + 2))
+    if rows.size:
+        y0, y1 = min(y0, int(rows[0])), max(y1, int(rows[-1]) + 1)
+        x0, x1 = min(x0, int(cols[0])), max(x1, int(cols[-1]) + 1)
+    if y0 >= y1 or x0 >= x1:
+        return 0.0
+    shifted = replace(ellipse, center_x_px=ellipse.center_x_px - x0, center_y_px=ellipse.center_y_px - y0)
+    e = shifted.rasterize((y1 - y0, x1 - x0)) > 0
+    sub = m[y0:y1, x0:x1]
+    union = np.count_nonzero(sub | e)
+    return float(np.count_nonzero(sub & e) / union) if union else 0.0
 
 
 def ellipse_outside_px(ellipse: Ellipse, shape_hw: tuple[int, int]) -> float:
