@@ -23,6 +23,7 @@ from deid_corpus import (
     planted_tokens,
     read_tokens,
     readable,
+    sector_image,
 )
 from fetalhc.deid import (
     central_box,
@@ -145,19 +146,48 @@ def test_ocr_mode_catches_faint_text_the_fast_path_misses(screens):
 
 
 @needs_ocr
-def test_real_screen_top_bar_is_cleaned():
+@pytest.mark.parametrize(("name", "band_height_px", "words"), [
+    ("examples_palette.dcm", 60, {"PHILIPS", "HEALTHCARE"}),  # text on a grey top bar
+    ("examples_rgb_color.dcm", 54, {"CINE", "MSCSKEL"}),  # dense blocks touching the edge and the tissue
+])
+def test_real_screen_header_text_is_cleaned(name, band_height_px, words):
     from pydicom.data import get_testdata_file
 
     from fetalhc.dicom import load_dicom
 
-    p = get_testdata_file("examples_palette.dcm", download=False)
+    p = get_testdata_file(name, download=False)
     if p is None:
-        pytest.skip("pydicom's examples_palette.dcm is not available")
+        pytest.skip(f"pydicom's {name} is not available")
     img = load_dicom(p)
-    bar = [(0, 0, img.width_px, 60)]
-    assert {"PHILIPS", "HEALTHCARE"} <= set(read_tokens(img.pixels, bar))
-    out = deidentify_pixels(img)
-    assert not {t for t in read_tokens(out.pixels, bar) if len(t) >= 4}
+    top = [(0, 0, img.width_px, band_height_px)]
+    assert words <= set(read_tokens(img.pixels, top))
+    out = deidentify_pixels(img)  # the fast path, no OCR
+    assert not {t for t in read_tokens(out.pixels, top) if len(t) >= 4}
+
+
+
+def _dense_block_on_tissue(seed: int = 0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A sector image whose top-left corner holds five tightly spaced text lines touching the
+    image's left edge, with speckled tissue 2 px below the last line (pydicom's
+    examples_rgb_color.dcm has such a block). Returns the pixels and the block's box."""
+    px, _, _ = sector_image(seed=seed)
+    rng = np.random.default_rng(seed)
+    px[44:64, :] = np.clip(60 + 25 * rng.standard_normal((20, px.shape[1])), 0, 255).astype(np.uint8)  # tissue band
+    px[:44, :200] = 0
+    text = np.zeros_like(px)
+    for i, line in enumerate(["SMITH JOHN", "ID 4471234", "DOB 19870314", "ST MARY HOSP", "IM#2"]):
+        cv2.putText(text, line, (1, 8 + 8 * i), cv2.FONT_HERSHEY_PLAIN, 0.75, 255, 1, cv2.LINE_8)
+    px[text > 60] = 227  # a bitmap font: one grey level, as ultrasound screens draw text
+    return px, (0, 0, 110, 42)
+
+
+def test_dense_text_block_against_tissue_and_the_edge_is_blanked():
+    px, (x0, y0, x1, y1) = _dense_block_on_tissue()
+    assert int((px[y0:y1, x0:x1] > 100).sum()) > 100  # the block is there
+    out = deidentify_pixels(UltrasoundImage(px)).pixels
+    assert int((out[y0:y1, x0:x1] > 100).sum()) == 0
+    assert np.array_equal(out[64:], px[64:])  # the sector below is left alone
+
 
 
 # --------------------------------------------------------------------------- header

@@ -33,11 +33,11 @@ def test_committed_split_is_patient_grouped_and_reproducible(hc18_dir):
 
 
 def test_shipped_model_clears_its_floor_on_fixed_validation_images(hc18_dir, model_path):
-    from fetalhc.evaluate import evaluate_mode
+    from fetalhc.evaluate import evaluate_modes
     from fetalhc.pipeline import Pipeline
 
     files = load_split(SPLIT)["val"][:N_FIXED]
-    rows = evaluate_mode(Pipeline(), hc18_dir, files)
+    rows = evaluate_modes({"corners": Pipeline()}, hc18_dir, files)["corners"]
     dice = np.mean([r["dice"] for r in rows])
     adf = np.mean([r["abs_err_mm"] for r in rows])
     assert dice >= MIN_DICE, dice

@@ -210,3 +210,47 @@ def test_calibrate_report():
     assert rep["by_flag"]["crops_disagree"] == {"n": 2, "adf_mm": 6.0, "errors_over_4mm": 2}
     assert rep["by_flag"]["no_head_found"]["adf_mm"] is None
     assert calibrate_report([])["fraction_review"] is None
+
+
+def _logistic_edge_map(width_px: float) -> np.ndarray:
+    """Head probability falling from 1 to 0 across HEAD's outline over about ``width_px``."""
+    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]].astype(float)
+    th = np.radians(HEAD.angle_deg)
+    dx, dy = xx - HEAD.center_x_px, yy - HEAD.center_y_px
+    u = dx * np.cos(th) + dy * np.sin(th)
+    v = -dx * np.sin(th) + dy * np.cos(th)
+    r = np.hypot(u / HEAD.semi_axis_a_px, v / HEAD.semi_axis_b_px)
+    signed_px = (1.0 - r) * HEAD.semi_axis_b_px  # roughly pixels inside the outline
+    return (1.0 / (1.0 + np.exp(np.clip(-signed_px / (width_px / 4.0), -50, 50)))).astype(np.float32)
+
+
+def test_hc_band_is_narrow_for_a_sharp_edge_and_wide_for_a_soft_one():
+    from fetalhc.pipeline import hc_band_px
+
+    def expected(width_px: float) -> float:
+        # p = 0.2 and 0.8 lie where r = 1 -+ delta, delta = ln(4) (width / 4) / b: two ellipses
+        # scaled by 1 +- delta, whose perimeters differ by 2 delta P
+        return 2 * np.log(4) * width_px / 4 / HEAD.semi_axis_b_px * HEAD.perimeter_px
+
+    sharp = hc_band_px(_logistic_edge_map(1.0))
+    soft = hc_band_px(_logistic_edge_map(12.0))
+    assert sharp is not None and soft is not None
+    assert sharp == pytest.approx(expected(1.0), abs=1.5)
+    assert soft == pytest.approx(expected(12.0), rel=0.05)
+    assert hc_band_px(np.zeros(SHAPE, np.float32)) is None
+    with pytest.raises(ValueError, match="band thresholds"):
+        hc_band_px(_logistic_edge_map(1.0), (0.8, 0.2))
+
+
+def test_wide_hc_band_sends_to_review():
+    r = measure(HEAD.rasterize(SHAPE))
+    r.hc_band_mm = 12.5
+    annotate(r)
+    assess(r, mask=HEAD.rasterize(SHAPE), probability=None, image_shape_hw=SHAPE)
+    assert "hc_uncertain" in [flag_code(f) for f in r.flags]
+    assert r.status == "review"
+    r2 = measure(HEAD.rasterize(SHAPE))
+    r2.hc_band_mm = 3.0
+    annotate(r2)
+    assess(r2, mask=HEAD.rasterize(SHAPE), probability=None, image_shape_hw=SHAPE)
+    assert "hc_uncertain" not in [flag_code(f) for f in r2.flags]

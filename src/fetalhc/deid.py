@@ -175,10 +175,51 @@ def _text_boxes(pixels: NDArray[np.uint8], strokes: NDArray[np.uint8], stats: ND
             continue
         if float(strokes[y:y + bh, x:x + bw].mean()) < 0.08:  # a thin outline, not strokes
             continue
-        if not _flat_background(pixels, box, p.background_mad, p.min_contrast, p.min_exact_background):
+        if not _flat_background(pixels, box, p.background_mad, p.min_contrast, p.min_exact_background) \
+                and not _text_on_screen(pixels, box, p.min_contrast):
             continue
         out.append(box)
     return out
+
+
+def _text_on_screen(pixels: NDArray[np.uint8], box: Box, min_contrast: int, min_background: float = 0.5,
+                    min_glyph_levels: float = 0.4) -> bool:
+    """Second chance for a dense text block that touches tissue or a frame on one side (so its
+    ring is not flat all round): True if every side of the 3 px ring inside the image but one
+    lies (60 % of its pixels within 2 grey levels) on the ring's most common grey level, at
+    least ``min_background`` of the box itself is that level too (letters are sparse on
+    their background; a speck of tissue is not), the box holds a pixel ``min_contrast``
+    levels away from it, and its three commonest non-background grey levels make up at least
+    ``min_glyph_levels`` of its non-background pixels, as a bitmap font's do (0.47-0.49 on
+    pydicom's examples_rgb_color.dcm; tissue next to a fan's dark surround on HC18: at most
+    0.34). Anti-aliased blocks glued to tissue fail this test and are left to OCR."""
+    h, w = pixels.shape
+    x0, y0, x1, y1 = box
+    sides = []
+    if y0 - 2 > 0:
+        sides.append(pixels[max(0, y0 - 5):y0 - 2, x0:x1])
+    if y1 + 2 < h:
+        sides.append(pixels[y1 + 2:min(h, y1 + 5), x0:x1])
+    if x0 - 2 > 0:
+        sides.append(pixels[y0:y1, max(0, x0 - 5):x0 - 2])
+    if x1 + 2 < w:
+        sides.append(pixels[y0:y1, x1 + 2:min(w, x1 + 5)])
+    sides = [sd for sd in sides if sd.size]
+    if len(sides) < 2:
+        return False
+    ring = np.concatenate([sd.ravel() for sd in sides])
+    bg = int(np.bincount(ring).argmax())
+    near = [float((np.abs(sd.astype(np.int16) - bg) <= 2).mean()) >= 0.6 for sd in sides]
+    if sum(near) < len(sides) - 1:
+        return False
+    inside = pixels[y0:y1, x0:x1].astype(np.int16)
+    if float((np.abs(inside - bg) <= 2).mean()) < min_background:
+        return False
+    if max(int(inside.max()) - bg, bg - int(inside.min())) < min_contrast:
+        return False
+    # bitmap letters use a few grey levels; speckled tissue spreads over many
+    fg = inside[np.abs(inside - bg) > 2]
+    return float(np.sort(np.bincount(fg))[-3:].sum()) >= min_glyph_levels * fg.size
 
 
 def texture_mask(pixels: NDArray[np.uint8], params: TextParams = DEFAULT_TEXT_PARAMS) -> NDArray[np.bool_]:

@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from rich.progress import Progress
 
-from fetalhc.hc18 import load_split, read_cases, reference_mask
+from fetalhc.hc18 import HC18Case, load_split, read_cases, reference_mask
 from fetalhc.image import load_image
 from fetalhc.io_utils import atomic_write_text, write_table
 from fetalhc.metrics import agreement, dice_jaccard, hausdorff_mm
 from fetalhc.pipeline import Pipeline, PipelineConfig
 from fetalhc.quality import calibrate_report
+from fetalhc.results import MeasureResult
 
 #: evaluation mode -> pipeline settings
 MODES: dict[str, PipelineConfig] = {
@@ -35,7 +37,8 @@ MODES: dict[str, PipelineConfig] = {
 ESTIMATORS = {"ellipse": "hc_mm", "contour_cross": "contour_hc_mm", "contour_length": "contour_length_mm"}
 
 CASE_COLUMNS = ("file", "patient", "pixel_size_mm", "hc_ref_mm", "hc_mm", "contour_hc_mm", "contour_length_mm",
-                "dice", "jaccard", "hausdorff_mm", "abs_err_mm", "mean_confidence", "crop_hc_spread", "status", "flags")
+                "dice", "jaccard", "hausdorff_mm", "abs_err_mm", "hc_band_mm", "mean_confidence", "crop_hc_spread",
+                "status", "flags")
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -88,14 +91,32 @@ def bland_altman_png(rows: list[dict[str, Any]], path: Path, title: str) -> None
     tmp.replace(path)
 
 
-def evaluate_mode(pipe: Pipeline, data_dir: Path, files: list[str], progress: Progress | None = None,
-                  label: str = "") -> list[dict[str, Any]]:
-    """Per-image rows for one pipeline over ``files`` of HC18's training_set."""
+def case_row(res: MeasureResult, case: HC18Case, ref: NDArray[np.uint8]) -> dict[str, Any]:
+    """One per-image row: the result against the reference mask and HC."""
+    pred = res.mask if res.mask is not None else np.zeros_like(ref)
+    dice, jac = dice_jaccard(pred, ref)
+    return {
+        "file": case.filename, "patient": case.patient, "pixel_size_mm": case.pixel_size_mm,
+        "hc_ref_mm": case.hc_mm, "hc_mm": res.hc_mm, "contour_hc_mm": res.contour_hc_mm,
+        "contour_length_mm": res.contour_length_mm, "dice": dice, "jaccard": jac,
+        "hausdorff_mm": hausdorff_mm(pred, ref, case.pixel_size_mm),
+        "abs_err_mm": abs(case.hc_mm - res.hc_mm) if res.hc_mm is not None else None,
+        "hc_band_mm": res.hc_band_mm, "mean_confidence": res.mean_confidence,
+        "crop_hc_spread": (max(res.crop_hc_px) - min(res.crop_hc_px)) / float(np.median(res.crop_hc_px))
+        if len(res.crop_hc_px) >= 2 else None,
+        "status": res.status, "flags": ";".join(res.flags),
+    }
+
+
+def evaluate_modes(pipes: dict[str, Pipeline], data_dir: Path, files: list[str],
+                   progress: Progress | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per-image rows of each pipeline over ``files`` of HC18's training_set. Each image and
+    its annotation are read and de-identified once, then measured by every pipeline."""
     import cv2
 
     cases = {c.filename: c for c in read_cases(data_dir)}
-    rows = []
-    task = progress.add_task(label, total=len(files)) if progress else None
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in pipes}
+    task = progress.add_task("evaluate " + ", ".join(pipes), total=len(files)) if progress else None
     for f in files:
         case = cases[f]
         img = load_image(data_dir / "training_set" / f, pixel_size_mm=case.pixel_size_mm)
@@ -104,19 +125,9 @@ def evaluate_mode(pipe: Pipeline, data_dir: Path, files: list[str], progress: Pr
         if ann is None:
             raise FileNotFoundError(f"{ann_path}: annotation missing or unreadable")
         ref, _ = reference_mask(ann)
-        res = pipe.run(img)
-        pred = res.mask if res.mask is not None else np.zeros_like(ref)
-        dice, jac = dice_jaccard(pred, ref)
-        rows.append({
-            "file": f, "patient": case.patient, "pixel_size_mm": case.pixel_size_mm, "hc_ref_mm": case.hc_mm,
-            "hc_mm": res.hc_mm, "contour_hc_mm": res.contour_hc_mm, "contour_length_mm": res.contour_length_mm,
-            "dice": dice, "jaccard": jac, "hausdorff_mm": hausdorff_mm(pred, ref, case.pixel_size_mm),
-            "abs_err_mm": abs(case.hc_mm - res.hc_mm) if res.hc_mm is not None else None,
-            "mean_confidence": res.mean_confidence,
-            "crop_hc_spread": (max(res.crop_hc_px) - min(res.crop_hc_px)) / float(np.median(res.crop_hc_px))
-            if len(res.crop_hc_px) >= 2 else None,
-            "status": res.status, "flags": ";".join(res.flags),
-        })
+        prepared = next(iter(pipes.values())).prepare(img)  # all modes share the de-identification
+        for mode, pipe in pipes.items():
+            rows[mode].append(case_row(pipe.run_prepared(prepared), case, ref))
         if progress is not None and task is not None:
             progress.advance(task)
     return rows
@@ -139,10 +150,13 @@ def run_evaluation(data_dir: Path, split_file: Path, subset: str, out_dir: Path,
     if progress is not None:
         progress.start()
     try:
-        for mode in modes:
-            pipe = Pipeline(model_path, replace(MODES[mode], deidentify=deidentify))
-            summary["model_sha256"] = pipe.segmenter.info.sha256
-            rows = evaluate_mode(pipe, data_dir, files, progress, mode)
+        first = Pipeline(model_path, replace(MODES[modes[0]], deidentify=deidentify))
+        pipes = {modes[0]: first}
+        for mode in modes[1:]:  # one loaded model serves every mode
+            pipes[mode] = first.with_config(replace(MODES[mode], deidentify=deidentify))
+        summary["model_sha256"] = first.segmenter.info.sha256
+        all_rows = evaluate_modes(pipes, data_dir, files, progress)
+        for mode, rows in all_rows.items():
             safe = mode.replace("+", "_")
             write_table(out_dir / f"{safe}_cases.csv", rows, CASE_COLUMNS)
             bland_altman_png(rows, out_dir / f"{safe}_bland_altman.png", f"HC18 {subset}, {mode}")

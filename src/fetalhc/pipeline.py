@@ -4,6 +4,7 @@ own module and is tested alone."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +38,8 @@ class PipelineConfig:
         min_edge_confidence: below this mean certainty |2p - 1| along the mask's edge the
             mask is discarded and the image reported as "no head found" (calibrated on the
             validation split: see README).
+        band_thresholds: (low, high) head probabilities whose outlines bound the HC
+            uncertainty band ``hc_band_mm`` (see :func:`hc_band_px`).
     """
 
     crop_mode: str = CropMode.CORNERS.value
@@ -47,6 +50,7 @@ class PipelineConfig:
     deid_ocr: bool = False
     element: str = "cross"
     min_edge_confidence: float = 0.2
+    band_thresholds: tuple[float, float] = (0.2, 0.8)
 
     def __post_init__(self) -> None:
         CropMode(self.crop_mode)
@@ -75,6 +79,12 @@ class Pipeline:
                  threads: int = 2) -> None:
         self.config = config or PipelineConfig()
         self.segmenter = Segmenter(model_path, threads=threads)
+
+    def with_config(self, config: PipelineConfig) -> Pipeline:
+        """A pipeline with other settings that shares this one's loaded model."""
+        other = copy.copy(self)
+        other.config = config
+        return other
 
     def segment(self, pixels: NDArray[np.uint8]) -> Segmentation:
         """Crops -> network -> fused probability -> largest filled component."""
@@ -112,6 +122,9 @@ class Pipeline:
         if seg.mask.any():
             measure_mask(res, seg.mask, cfg.element)
             res.crop_hc_px = crop_hcs_px(seg)
+            res.hc_band_px = hc_band_px(seg.probability, cfg.band_thresholds)
+            if res.hc_band_px is not None and res.pixel_size_mm is not None:
+                res.hc_band_mm = res.hc_band_px * res.pixel_size_mm
         clinical.annotate(res, ga_weeks)
         quality.assess(res, mask=seg.mask, probability=seg.probability, image_shape_hw=image.pixels.shape[:2])
         return res
@@ -176,6 +189,36 @@ def crop_hcs_px(seg: Segmentation) -> list[float]:
         except ValueError:
             continue
     return out
+
+
+def ellipse_hc_px(prob: NDArray[np.floating], threshold: float) -> float | None:
+    """Ellipse HC (pixels) of the head outline where ``prob`` crosses ``threshold``; None if
+    nothing lies above it or no ellipse fits."""
+    m = binarize(prob, threshold)
+    if not m.any():
+        return None
+    try:
+        return fit_ellipse_points(iso_contour_xy(m)).perimeter_px
+    except ValueError:
+        return None
+
+
+def hc_band_px(prob: NDArray[np.floating], thresholds: tuple[float, float] = (0.2, 0.8)) -> float | None:
+    """Width (pixels) of the HC uncertainty band: the ellipse HC of the outline at the low
+    probability threshold minus that at the high one.
+
+    A sharp network edge gives a narrow band (a few pixels of perimeter); an edge the network
+    is unsure of (faint or broken skull, shadowing) gives a wide one. On the HC18 validation
+    split the band in millimetres ranks large errors better than any other per-image signal
+    (README, "Quality flags"). None when either outline is missing.
+    """
+    lo, hi = thresholds
+    if not 0.0 < lo < hi < 1.0:
+        raise ValueError(f"band thresholds must satisfy 0 < low < high < 1, got {thresholds}")
+    outer, inner = ellipse_hc_px(prob, lo), ellipse_hc_px(prob, hi)
+    if outer is None or inner is None:
+        return None
+    return outer - inner
 
 
 @lru_cache(maxsize=4)

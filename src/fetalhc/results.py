@@ -37,6 +37,8 @@ TABLE_COLUMNS = (
     "flags",
     "crop_mode",
     "crop_hc_px",
+    "hc_band_mm",
+    "hc_band_px",
     "mean_confidence",
     "frame",
     "error",
@@ -81,6 +83,10 @@ class MeasureResult:
     flags: list[str] = field(default_factory=list)
     crop_mode: str = ""
     crop_hc_px: list[float] = field(default_factory=list)
+    #: HC uncertainty: ellipse HC of the outline at head probability 0.2 minus that at 0.8
+    #: (pixels / millimetres); wide when the network is unsure where the skull's edge lies
+    hc_band_px: float | None = None
+    hc_band_mm: float | None = None
     mean_confidence: float | None = None
     frame: int | None = None
     error: str | None = None
