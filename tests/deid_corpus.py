@@ -206,58 +206,22 @@ def planted_tokens(screen: Screen) -> list[str]:
 
 def make_dicom(path: Path, screen: Screen, pixel_size_mm: float = 0.2) -> Path:
     """Write ``screen`` as an uncompressed ultrasound DICOM whose header carries its identity."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
+    from dicom_builder import us_region, write_us_dicom
 
     ident = screen.identity
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = UltrasoundImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "US"
-    ds.PatientName = ident["name"].replace(" ", "^")
-    ds.PatientID = ident["id"].split()[-1]
-    ds.PatientBirthDate = "19870314"
-    ds.PatientSex = "F"
-    ds.PatientAddress = "12 Invented Lane, Nowhere"
-    ds.InstitutionName = ident["hospital"]
-    ds.InstitutionAddress = "1 Fictional Road"
-    ds.ReferringPhysicianName = ident["physician"].replace(" ", "^")
-    ds.PerformingPhysicianName = "Dr^Fakename"
-    ds.OperatorsName = "Sonographer^Imaginary"
-    ds.AccessionNumber = ident["accession"].split()[-1]
-    ds.StudyDate = "20240131"
-    ds.StudyTime = "101530"
-    ds.StudyID = "S12345"
-    ds.StationName = "USROOM3"
-    ds.DeviceSerialNumber = "SN-0042"
-    ds.BurnedInAnnotation = "YES"
-    h, w = screen.pixels.shape
-    ds.Rows, ds.Columns = h, w
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = np.ascontiguousarray(screen.pixels).tobytes()
     x0, y0, x1, y1 = screen.sector_box
-    reg = Dataset()
-    reg.RegionSpatialFormat = 1
-    reg.RegionDataType = 1
-    reg.RegionFlags = 0
-    reg.RegionLocationMinX0, reg.RegionLocationMinY0 = x0, y0
-    reg.RegionLocationMaxX1, reg.RegionLocationMaxY1 = x1 - 1, y1 - 1
-    reg.PhysicalUnitsXDirection = 3
-    reg.PhysicalUnitsYDirection = 3
-    reg.PhysicalDeltaX = pixel_size_mm / 10
-    reg.PhysicalDeltaY = pixel_size_mm / 10
-    ds.SequenceOfUltrasoundRegions = [reg]
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    delta_cm = pixel_size_mm / 10
+    return write_us_dicom(
+        path, np.ascontiguousarray(screen.pixels),
+        PatientName=ident["name"].replace(" ", "^"), PatientID=ident["id"].split()[-1],
+        PatientBirthDate="19870314", PatientSex="F", PatientAddress="12 Invented Lane, Nowhere",
+        InstitutionName=ident["hospital"], InstitutionAddress="1 Fictional Road",
+        ReferringPhysicianName=ident["physician"].replace(" ", "^"), PerformingPhysicianName="Dr^Fakename",
+        OperatorsName="Sonographer^Imaginary", AccessionNumber=ident["accession"].split()[-1],
+        StudyDate="20240131", StudyTime="101530", StudyID="S12345", StationName="USROOM3",
+        DeviceSerialNumber="SN-0042", BurnedInAnnotation="YES",
+        SequenceOfUltrasoundRegions=[us_region((x0, y0, x1 - 1, y1 - 1), (delta_cm, delta_cm))],
+    )
 
 
 def add_text_on_black(screen: Screen, text: str, level: int, font: int = cv2.FONT_HERSHEY_SIMPLEX,

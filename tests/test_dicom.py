@@ -9,9 +9,9 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid  # noqa: E402
+from pydicom.dataset import Dataset  # noqa: E402
 
+from dicom_builder import us_region, write_us_dicom  # noqa: E402
 from fetalhc.dicom import iter_dicom_frames, load_dicom, number_of_frames, ultrasound_geometry  # noqa: E402
 from fetalhc.image import ImageLoadError, load_image  # noqa: E402
 
@@ -28,40 +28,11 @@ def pydicom_file(name: str) -> Path:
     return Path(p)
 
 
-def _region(box: tuple[int, int, int, int], delta_cm: tuple[float, float] = (0.02, 0.02), spatial: int = 1,
-            data_type: int = 1, units: int = 3) -> Dataset:
-    r = Dataset()
-    r.RegionSpatialFormat, r.RegionDataType, r.RegionFlags = spatial, data_type, 0
-    r.RegionLocationMinX0, r.RegionLocationMinY0 = box[0], box[1]
-    r.RegionLocationMaxX1, r.RegionLocationMaxY1 = box[2], box[3]
-    r.PhysicalUnitsXDirection = r.PhysicalUnitsYDirection = units
-    r.PhysicalDeltaX, r.PhysicalDeltaY = delta_cm
-    return r
-
-
 def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None,
                 pixel_data: bool = True, **tags: object) -> Path:
-    """A minimal uncompressed ultrasound DICOM with ``pixels`` (2-D grey, or (frames, H, W))."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UltrasoundImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = UltrasoundImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "US"
-    ds.PatientName = SECRET
-    ds.PatientID = "QX-99887766"
-    if pixel_data:
-        ds.set_pixel_data(pixels, photometric, bits_stored or pixels.dtype.itemsize * 8, generate_instance_uid=False)
-    else:
-        ds.Rows, ds.Columns = pixels.shape[-2:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    for k, v in tags.items():
-        setattr(ds, k, v)
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    """A minimal ultrasound DICOM of ``pixels`` whose header names the invented patient SECRET."""
+    tags = {"PatientName": SECRET, "PatientID": "QX-99887766", **tags}
+    return write_us_dicom(path, pixels, photometric, bits_stored, pixel_data, **tags)
 
 
 def ramp(h: int = 60, w: int = 80) -> np.ndarray:
@@ -124,7 +95,7 @@ def test_truncated_file_names_file_and_problem():
 
 
 def test_pixel_size_from_ultrasound_region_and_load_image_dispatch(tmp_path):
-    reg = _region((10, 5, 69, 54), (0.015, 0.015))
+    reg = us_region((10, 5, 69, 54), (0.015, 0.015))
     p = write_dicom(tmp_path / "us.dcm", ramp(), SequenceOfUltrasoundRegions=[reg])
     img = load_image(p)
     assert img.pixel_size_mm == pytest.approx(0.15)
@@ -138,7 +109,7 @@ def test_pixel_spacing_fallback_and_conflict(tmp_path):
     img = load_dicom(write_dicom(tmp_path / "ps.dcm", ramp(), PixelSpacing=[0.25, 0.25]))
     assert img.pixel_size_mm == pytest.approx(0.25) and img.pixel_size_source == "dicom:PixelSpacing"
     img = load_dicom(write_dicom(tmp_path / "both.dcm", ramp(), PixelSpacing=[0.3, 0.3],
-                                 SequenceOfUltrasoundRegions=[_region((0, 0, 79, 59))]))
+                                 SequenceOfUltrasoundRegions=[us_region((0, 0, 79, 59))]))
     assert img.pixel_size_mm == pytest.approx(0.2)
     assert any("conflicts" in n for n in img.notes)
     img = load_dicom(write_dicom(tmp_path / "none.dcm", ramp()))
@@ -148,10 +119,10 @@ def test_pixel_spacing_fallback_and_conflict(tmp_path):
 def test_geometry_picks_largest_tissue_region_and_notes():
     ds = Dataset()
     ds.SequenceOfUltrasoundRegions = [
-        _region((0, 0, 39, 29), (0.01, 0.01)),                    # small 2-D tissue
-        _region((40, 0, 79, 59), (0.02, 0.02)),                   # largest 2-D tissue: used
-        _region((0, 30, 39, 59), (0.05, 0.05), spatial=4, data_type=10, units=4),  # Doppler spectrum
-        _region((0, 0, 500, 500)),                                # outside the image
+        us_region((0, 0, 39, 29), (0.01, 0.01)),                    # small 2-D tissue
+        us_region((40, 0, 79, 59), (0.02, 0.02)),                   # largest 2-D tissue: used
+        us_region((0, 30, 39, 59), (0.05, 0.05), spatial=4, data_type=10, units=4),  # Doppler spectrum
+        us_region((0, 0, 500, 500)),                                # outside the image
     ]
     g = ultrasound_geometry(ds, (60, 80))
     assert g.pixel_size_mm == pytest.approx(0.2)
@@ -163,11 +134,11 @@ def test_geometry_picks_largest_tissue_region_and_notes():
 
 def test_geometry_anisotropic_and_non_cm_units():
     ds = Dataset()
-    ds.SequenceOfUltrasoundRegions = [_region((0, 0, 79, 59), (0.02, 0.03))]
+    ds.SequenceOfUltrasoundRegions = [us_region((0, 0, 79, 59), (0.02, 0.03))]
     g = ultrasound_geometry(ds, (60, 80))
     assert g.pixel_size_mm == pytest.approx(np.sqrt(0.2 * 0.3))
     assert any("differs in X" in n for n in g.notes)
-    ds.SequenceOfUltrasoundRegions = [_region((0, 0, 79, 59), units=4)]  # seconds, not cm
+    ds.SequenceOfUltrasoundRegions = [us_region((0, 0, 79, 59), units=4)]  # seconds, not cm
     g = ultrasound_geometry(ds, (60, 80))
     assert g.pixel_size_mm is None and g.source == "none" and g.regions == ((0, 0, 80, 60),)
 

@@ -72,6 +72,15 @@ def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
     return 1.0 if s == 0 else float(2 * np.logical_and(pred, ref).sum() / s)
 
 
+def _relative(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it, else unchanged."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train; resume from ``out_dir/last.pt`` if it exists. Returns the final checkpoint path."""
     out = Path(cfg.out_dir)
@@ -123,7 +132,9 @@ def train(cfg: TrainConfig) -> Path:
         opt.load_state_dict(state["opt"])
         start_epoch, step = state["epoch"], state["step"]
         log.info("resumed from %s at epoch %d", ckpt, start_epoch)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    # record paths relative to the working directory (the repo root) so logs carry no local paths
+    record = {k: _relative(v) if k in ("data_dir", "split_file", "out_dir") else v for k, v in asdict(cfg).items()}
+    (out / "config.json").write_text(json.dumps(record, indent=2))
     augment = build_augment()
     rng = random.Random(cfg.seed + start_epoch)
     t_start = time.time()
