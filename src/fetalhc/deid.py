@@ -126,16 +126,17 @@ def find_text_boxes(pixels: NDArray[np.uint8], params: TextParams = DEFAULT_TEXT
     h, w = pixels.shape
     grad = _gradient(pixels)
     protect = central_box((h, w), p.central_fraction)
+    flat = cv2.integral((grad <= 2).astype(np.uint8))  # summed-area table of locally flat pixels
     out: list[Box] = []
     for threshold in p.edge_thresholds:
         strokes, labels, stats = _components(grad, threshold, p)
-        out.extend(_text_boxes(pixels, strokes, stats, protect, p))
+        out.extend(_text_boxes(pixels, strokes, stats, protect, p, flat))
         large = _large_labels(stats, p, w)
         if large.any():
             lines = _long_lines(strokes) & large[labels]
             if lines.any():
                 strokes2, _, stats2 = _components(grad, threshold, p, exclude=lines)
-                out.extend(_text_boxes(pixels, strokes2, stats2, protect, p))
+                out.extend(_text_boxes(pixels, strokes2, stats2, protect, p, flat))
     return merge_boxes(out)
 
 
@@ -159,7 +160,7 @@ def merge_boxes(boxes: list[Box]) -> list[Box]:
 
 
 def _text_boxes(pixels: NDArray[np.uint8], strokes: NDArray[np.uint8], stats: NDArray[np.int32], protect: Box,
-                p: TextParams) -> list[Box]:
+                p: TextParams, flat: NDArray[np.int32]) -> list[Box]:
     """The text-like components among ``stats`` (see :func:`find_text_boxes`)."""
     w = pixels.shape[1]
     out: list[Box] = []
@@ -176,37 +177,46 @@ def _text_boxes(pixels: NDArray[np.uint8], strokes: NDArray[np.uint8], stats: ND
         if float(strokes[y:y + bh, x:x + bw].mean()) < 0.08:  # a thin outline, not strokes
             continue
         if not _flat_background(pixels, box, p.background_mad, p.min_contrast, p.min_exact_background) \
-                and not _text_on_screen(pixels, box, p.min_contrast):
+                and not _text_on_screen(pixels, box, p.min_contrast, flat):
             continue
         out.append(box)
     return out
 
 
-def _text_on_screen(pixels: NDArray[np.uint8], box: Box, min_contrast: int, min_background: float = 0.5,
-                    min_glyph_levels: float = 0.4) -> bool:
+def _side_boxes(box: Box, shape_hw: tuple[int, int]) -> list[Box]:
+    """The sides of the ring 2-5 px around ``box`` that lie inside the image (x0, y0, x1, y1)."""
+    h, w = shape_hw
+    x0, y0, x1, y1 = box
+    sides = [(x0, max(0, y0 - 5), x1, y0 - 2), (x0, y1 + 2, x1, min(h, y1 + 5)),
+             (max(0, x0 - 5), y0, x0 - 2, y1), (x1 + 2, y0, min(w, x1 + 5), y1)]
+    return [b for b in sides if b[2] > b[0] and b[3] > b[1]]
+
+
+def _text_on_screen(pixels: NDArray[np.uint8], box: Box, min_contrast: int, flat: NDArray[np.int32],
+                    min_background: float = 0.5, min_glyph_levels: float = 0.4) -> bool:
     """Second chance for a dense text block that touches tissue or a frame on one side (so its
     ring is not flat all round): True if every side of the 3 px ring inside the image but one
-    lies (60 % of its pixels within 2 grey levels) on the ring's most common grey level, at
+    is flat (half its pixels with a 3x3 gradient <= 2, read from the summed-area table ``flat``)
+    and lies (60 % of its pixels within 2 grey levels) on the ring's most common grey level, at
     least ``min_background`` of the box itself is that level too (letters are sparse on
     their background; a speck of tissue is not), the box holds a pixel ``min_contrast``
     levels away from it, and its three commonest non-background grey levels make up at least
     ``min_glyph_levels`` of its non-background pixels, as a bitmap font's do (0.47-0.49 on
     pydicom's examples_rgb_color.dcm; tissue next to a fan's dark surround on HC18: at most
     0.34). Anti-aliased blocks glued to tissue fail this test and are left to OCR."""
-    h, w = pixels.shape
     x0, y0, x1, y1 = box
-    sides = []
-    if y0 - 2 > 0:
-        sides.append(pixels[max(0, y0 - 5):y0 - 2, x0:x1])
-    if y1 + 2 < h:
-        sides.append(pixels[y1 + 2:min(h, y1 + 5), x0:x1])
-    if x0 - 2 > 0:
-        sides.append(pixels[y0:y1, max(0, x0 - 5):x0 - 2])
-    if x1 + 2 < w:
-        sides.append(pixels[y0:y1, x1 + 2:min(w, x1 + 5)])
-    sides = [sd for sd in sides if sd.size]
-    if len(sides) < 2:
+    side_boxes = _side_boxes(box, pixels.shape)
+    if len(side_boxes) < 2:
         return False
+    # quick rejection (most candidates are specks of tissue): all sides but one must be locally
+    # flat on half their pixels, read from the summed-area table ``flat`` of gradient <= 2
+    flat_sides = sum(
+        int(flat[y1_, x1_] - flat[y0_, x1_] - flat[y1_, x0_] + flat[y0_, x0_]) >= 0.5 * (x1_ - x0_) * (y1_ - y0_)
+        for x0_, y0_, x1_, y1_ in side_boxes
+    )
+    if flat_sides < len(side_boxes) - 1:
+        return False
+    sides = [pixels[b[1]:b[3], b[0]:b[2]] for b in side_boxes]
     ring = np.concatenate([sd.ravel() for sd in sides])
     bg = int(np.bincount(ring).argmax())
     near = [float((np.abs(sd.astype(np.int16) - bg) <= 2).mean()) >= 0.6 for sd in sides]
