@@ -102,10 +102,11 @@ def test_crop_modes_agree_on_a_clear_phantom(model_path, phantom_png, mode):
 
 
 def test_dicom_cine_gives_one_row_per_frame_with_its_own_pixel_size(model_path, tmp_path):
-    from test_dicom import SECRET, _region, write_dicom
+    from dicom_builder import us_region
+    from test_dicom import SECRET, write_dicom
 
     frames = np.stack([make_phantom(540, 800, TRUTH, seed=s)[0] for s in (1, 2)])
-    p = write_dicom(tmp_path / "cine.dcm", frames, SequenceOfUltrasoundRegions=[_region((0, 0, 799, 539),
+    p = write_dicom(tmp_path / "cine.dcm", frames, SequenceOfUltrasoundRegions=[us_region((0, 0, 799, 539),
                                                                                        (0.015, 0.015))])
     out = tmp_path / "r.csv"
     res = CliRunner().invoke(app, ["measure", str(p), "--out", str(out), "--overlay-dir", str(tmp_path / "ov")])
