@@ -254,3 +254,29 @@ def test_wide_hc_band_sends_to_review():
     annotate(r2)
     assess(r2, mask=HEAD.rasterize(SHAPE), probability=None, image_shape_hw=SHAPE)
     assert "hc_uncertain" not in [flag_code(f) for f in r2.flags]
+
+
+def test_band_sweep_counts_band_and_other_review_flags():
+    from fetalhc.quality import band_sweep
+
+    rows = [
+        {"abs_err_mm": 1.0, "hc_band_mm": 5.0, "flags": "cephalic_index_out_of_range: CI 70"},
+        {"abs_err_mm": 5.0, "hc_band_mm": 9.5, "flags": "hc_uncertain: 9.5 mm"},
+        {"abs_err_mm": 7.0, "hc_band_mm": 6.5, "flags": "crops_disagree: z"},
+        {"abs_err_mm": 2.0, "hc_band_mm": 7.5, "flags": "hc_uncertain: 7.5 mm"},
+    ]
+    by_limit = {s["max_hc_band_mm"]: s for s in band_sweep(rows, (7.0, 9.0, 10.0))}
+    assert by_limit[7.0]["fraction_review"] == pytest.approx(0.75)  # bands 9.5, 7.5 and the crops flag
+    assert by_limit[9.0]["fraction_review"] == pytest.approx(0.5)
+    assert by_limit[10.0]["fraction_review"] == pytest.approx(0.25)  # only the crops flag is left
+    assert (by_limit[10.0]["errors_over_4mm"], by_limit[10.0]["errors_over_4mm_caught"]) == (2, 1)
+    assert by_limit[9.0]["errors_over_4mm_caught"] == 2
+
+
+def test_roc_auc():
+    from fetalhc.metrics import roc_auc
+
+    assert roc_auc(np.array([0, 0, 1, 1], bool), np.array([1.0, 2.0, 3.0, 4.0])) == 1.0
+    assert roc_auc(np.array([0, 0, 1, 1], bool), np.array([4.0, 3.0, 2.0, 1.0])) == 0.0
+    assert roc_auc(np.array([0, 1, 0, 1], bool), np.array([1.0, 1.0, 2.0, 2.0])) == 0.5
+    assert roc_auc(np.array([1, 1], bool), np.array([1.0, 2.0])) is None

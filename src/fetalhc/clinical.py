@@ -203,13 +203,13 @@ def annotate(result: MeasureResult, ga_weeks: float | None = None) -> None:
     if result.ga_hadlock_weeks is None:
         lo, hi = HADLOCK_HC_RANGE_MM
         add_flag(result, FLAG_HADLOCK_RANGE,
-                 f"HC {hc:.1f} mm outside {lo:.0f}-{hi:.0f} mm (Hadlock 1984 valid for 14-42 weeks), no GA given")
+                 f"HC {hc:.1f} mm outside {lo:.0f}-{hi:.0f} mm (Hadlock 1984 valid for 14-42 weeks): no Hadlock GA")
     result.ga_intergrowth_weeks = intergrowth_ga_weeks(hc)
     if result.ga_intergrowth_weeks is None:
         lo, hi = INTERGROWTH_DATING_HC_RANGE_MM
         add_flag(result, FLAG_INTERGROWTH_RANGE,
-                 f"HC {hc:.1f} mm outside {lo:.0f}-{hi:.0f} mm (INTERGROWTH-21st dating valid for 14-26 weeks), "
-                 "no GA given")
+                 f"HC {hc:.1f} mm outside {lo:.0f}-{hi:.0f} mm (INTERGROWTH-21st dating valid for 14-26 weeks): "
+                 "no INTERGROWTH-21st GA")
 
     if ga is not None:
         zc = hc_z_centile(hc, ga)

@@ -20,9 +20,9 @@ from rich.progress import Progress
 from fetalhc.hc18 import HC18Case, load_split, read_cases, reference_mask
 from fetalhc.image import load_image
 from fetalhc.io_utils import atomic_write_text, write_table
-from fetalhc.metrics import agreement, dice_jaccard, hausdorff_mm
+from fetalhc.metrics import agreement, dice_jaccard, hausdorff_mm, roc_auc
 from fetalhc.pipeline import Pipeline, PipelineConfig
-from fetalhc.quality import calibrate_report
+from fetalhc.quality import band_sweep, calibrate_report
 from fetalhc.results import MeasureResult
 
 #: evaluation mode -> pipeline settings
@@ -57,6 +57,17 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         auto = np.array([r[col] for r in ok], float)
         out[name] = agreement(ref, auto) if len(ok) else {}
     out["quality"] = calibrate_report(rows)
+    out["quality"]["hc_band_sweep"] = band_sweep(rows)
+    # how well each per-image signal ranks the large errors (ROC AUC; 0.5 = no better than chance)
+    measured = [r for r in ok if r.get("abs_err_mm") is not None]
+    big = np.array([r["abs_err_mm"] > 4 for r in measured])
+    signals = {"hc_band_mm": [r.get("hc_band_mm") for r in measured],
+               "low_edge_confidence": [-(r["mean_confidence"] or 0.0) for r in measured],
+               "crop_hc_spread": [r.get("crop_hc_spread") for r in measured]}
+    out["quality"]["auc_errors_over_4mm"] = {
+        name: roc_auc(big, np.array([np.nan if v is None else v for v in vals], float))
+        for name, vals in signals.items() if all(v is not None for v in vals)
+    }
     bins = [(0, 100), (100, 150), (150, 200), (200, 250), (250, 400)]
     out["adf_by_hc_mm"] = {
         f"{lo}-{hi}": {"n": len(sel), "adf_mm": float(np.mean([r["abs_err_mm"] for r in sel]))}

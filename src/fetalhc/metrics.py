@@ -39,3 +39,16 @@ def agreement(ref: np.ndarray, auto: np.ndarray) -> dict[str, float]:
         "within_3mm": float((ad <= 3).mean()),
         "ratio_auto_to_ref": float((auto / ref).mean()),
     }
+
+
+def roc_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
+    """Area under the ROC curve of ``score`` for the boolean labels ``positive`` (ties count
+    half; Mann-Whitney U / (n_pos n_neg)); None when either class is empty."""
+    from scipy.stats import rankdata
+
+    pos = np.asarray(positive, bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(np.asarray(score, float))
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

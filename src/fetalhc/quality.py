@@ -333,3 +333,25 @@ def calibrate_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for c, d in sorted(by_flag.items())
     }
     return out
+
+
+def band_sweep(rows: list[dict[str, Any]], limits_mm: tuple[float, ...] = (6.0, 7.0, 8.0, 9.0, 10.0, 12.0),
+               info_flags: frozenset[str] = INFO_FLAGS) -> list[dict[str, Any]]:
+    """What other ``max_hc_band_mm`` limits would do on a validation table (rows as in
+    :func:`calibrate_report`, with ``hc_band_mm``): per limit, the fraction sent to review (by
+    the band or by any other review flag), how many errors above 4 and 6 mm that catches, and
+    the ADF (mm) of the ok and review readings."""
+    out = []
+    for limit in limits_mm:
+        swept = []
+        for r in rows:
+            others = [f for f in str(r.get("flags") or "").split(";")
+                      if f.strip() and flag_code(f) not in info_flags and flag_code(f) != FLAG_HC_UNCERTAIN]
+            band = _as_float(r.get("hc_band_mm"))
+            review = bool(others) or (band is not None and band > limit)
+            swept.append({**r, "status": "review" if review else "ok"})
+        rep = calibrate_report(swept)
+        out.append({"max_hc_band_mm": limit, **{k: rep[k] for k in (
+            "fraction_review", "adf_ok_mm", "adf_review_mm", "errors_over_4mm", "errors_over_4mm_caught",
+            "errors_over_6mm", "errors_over_6mm_caught")}})
+    return out

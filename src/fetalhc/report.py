@@ -143,6 +143,7 @@ def _table_rows(result: MeasureResult) -> list[tuple[str, str, str]]:
         ("HC, ellipse (clinical)", _mm(r.hc_mm), hc_note),
         ("HC, patent contour (biased)", _mm(r.contour_hc_mm),
          "patent: boundary-pixel count, reads ~10 % short"),
+        ("HC uncertainty band", _mm(r.hc_band_mm), "HC at probability 0.2 minus at 0.8 (> 8: review)"),
         ("OFD, outer-to-outer", _mm(r.ofd_mm), "major axis of the fitted ellipse"),
         ("BPD, outer-to-outer", _mm(r.bpd_mm), "minor axis (outer-inner BPD is one wall less)"),
         ("Cephalic index", _NA if r.cephalic_index is None else f"{r.cephalic_index:.1f}",
