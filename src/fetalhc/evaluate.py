@@ -19,7 +19,7 @@ from rich.progress import Progress
 
 from fetalhc.hc18 import HC18Case, load_split, read_cases, reference_mask
 from fetalhc.image import load_image
-from fetalhc.io_utils import atomic_write_text, write_table
+from fetalhc.io_utils import atomic_write_text, display_path, write_table
 from fetalhc.metrics import agreement, dice_jaccard, hausdorff_mm, roc_auc
 from fetalhc.pipeline import Pipeline, PipelineConfig
 from fetalhc.quality import band_sweep, calibrate_report
@@ -157,7 +157,7 @@ def run_evaluation(data_dir: Path, split_file: Path, subset: str, out_dir: Path,
         raise ValueError(f"{split_file}: no list named {subset!r}")
     files = split[subset][:limit] if limit else split[subset]
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"split": str(split_file), "subset": subset, "n_images": len(files), "modes": {}}
+    summary: dict[str, Any] = {"split": display_path(split_file), "subset": subset, "n_images": len(files), "modes": {}}
     if progress is not None:
         progress.start()
     try:

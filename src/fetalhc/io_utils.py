@@ -65,3 +65,13 @@ def write_table(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: It
     for r in rows:
         w.writerow({k: ("" if v is None else v) for k, v in r.items()})
     return atomic_write_text(p, buf.getvalue())
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it (so logs and summaries
+    carry no machine-specific prefix), else as given."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fetalhc.hc18 import load_split, read_cases
+from fetalhc.io_utils import display_path
 from fetalhc.train.dataset import build_augment, load_samples, make_pair, random_box
 from fetalhc.train.network import build_model
 
@@ -70,15 +71,6 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
     s = pred.sum() + ref.sum()
     return 1.0 if s == 0 else float(2 * np.logical_and(pred, ref).sum() / s)
-
-
-def _relative(path: str) -> str:
-    """``path`` relative to the working directory when it lies below it, else unchanged."""
-    p = Path(path).resolve()
-    try:
-        return str(p.relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -133,7 +125,7 @@ def train(cfg: TrainConfig) -> Path:
         start_epoch, step = state["epoch"], state["step"]
         log.info("resumed from %s at epoch %d", ckpt, start_epoch)
     # record paths relative to the working directory (the repo root) so logs carry no local paths
-    record = {k: _relative(v) if k in ("data_dir", "split_file", "out_dir") else v for k, v in asdict(cfg).items()}
+    record = {k: display_path(v) if k in ("data_dir", "split_file", "out_dir") else v for k, v in asdict(cfg).items()}
     (out / "config.json").write_text(json.dumps(record, indent=2))
     augment = build_augment()
     rng = random.Random(cfg.seed + start_epoch)
