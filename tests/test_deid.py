@@ -166,27 +166,41 @@ def test_real_screen_header_text_is_cleaned(name, band_height_px, words):
 
 
 
-def _dense_block_on_tissue(seed: int = 0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """A sector image whose top-left corner holds five tightly spaced text lines touching the
-    image's left edge, with speckled tissue 2 px below the last line (pydicom's
-    examples_rgb_color.dcm has such a block). Returns the pixels and the block's box."""
+def _text_block_on_tissue(bitmap: bool, pitch_px: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """A sector image whose top-left corner holds five text lines ``pitch_px`` apart touching the
+    image's left edge, with speckled tissue 3 px below the last line (pydicom's
+    examples_rgb_color.dcm has such a block). ``bitmap``: one grey level, as many ultrasound
+    screens draw text; else anti-aliased. Returns the pixels and the first tissue row."""
     px, _, _ = sector_image(seed=seed)
     rng = np.random.default_rng(seed)
-    px[44:64, :] = np.clip(60 + 25 * rng.standard_normal((20, px.shape[1])), 0, 255).astype(np.uint8)  # tissue band
-    px[:44, :200] = 0
+    tissue_y = 5 * pitch_px + 4
+    px[tissue_y:tissue_y + 20, :] = np.clip(60 + 25 * rng.standard_normal((20, px.shape[1])), 0, 255)
+    px[:tissue_y, :260] = 0
     text = np.zeros_like(px)
     for i, line in enumerate(["SMITH JOHN", "ID 4471234", "DOB 19870314", "ST MARY HOSP", "IM#2"]):
-        cv2.putText(text, line, (1, 8 + 8 * i), cv2.FONT_HERSHEY_PLAIN, 0.75, 255, 1, cv2.LINE_8)
-    px[text > 60] = 227  # a bitmap font: one grey level, as ultrasound screens draw text
-    return px, (0, 0, 110, 42)
+        if bitmap:
+            cv2.putText(text, line, (1, pitch_px * (i + 1)), cv2.FONT_HERSHEY_PLAIN, 0.75, 255, 1, cv2.LINE_8)
+        else:
+            cv2.putText(text, line, (1, pitch_px * (i + 1) - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
+    px[:tissue_y, :260] = (text[:tissue_y, :260] > 60) * 227 if bitmap else text[:tissue_y, :260] * (227 / 255)
+    return px, tissue_y
 
 
-def test_dense_text_block_against_tissue_and_the_edge_is_blanked():
-    px, (x0, y0, x1, y1) = _dense_block_on_tissue()
-    assert int((px[y0:y1, x0:x1] > 100).sum()) > 100  # the block is there
+@pytest.mark.parametrize(("bitmap", "pitch_px"), [(True, 8), (False, 13)])
+def test_text_block_against_tissue_and_the_edge_is_blanked(bitmap, pitch_px):
+    # bitmap lines 8 px apart: no line has a flat ring, the block passes the second-chance test;
+    # anti-aliased lines 13 px apart: found line by line, each pass freeing its neighbours' rings
+    px, tissue_y = _text_block_on_tissue(bitmap, pitch_px)
+    assert int((px[:tissue_y - 2, :200] > 100).sum()) > 100  # the block is there
     out = deidentify_pixels(UltrasoundImage(px)).pixels
-    assert int((out[y0:y1, x0:x1] > 100).sum()) == 0
-    assert np.array_equal(out[64:], px[64:])  # the sector below is left alone
+    assert int((out[:tissue_y - 2, :200] > 100).sum()) == 0
+    assert np.array_equal(out[tissue_y + 2:], px[tissue_y + 2:])  # the tissue and sector are left alone
+
+
+def test_text_free_sector_is_left_alone():
+    for seed in range(3):
+        px, _, _ = sector_image(seed=seed)
+        assert np.array_equal(deidentify_pixels(UltrasoundImage(px)).pixels, px)
 
 
 

@@ -254,18 +254,28 @@ def test_wide_hc_band_sends_to_review():
     annotate(r2)
     assess(r2, mask=HEAD.rasterize(SHAPE), probability=None, image_shape_hw=SHAPE)
     assert "hc_uncertain" not in [flag_code(f) for f in r2.flags]
+    assert r2.status == "ok"
+
+
+def test_pipeline_config_refuses_bad_band_thresholds():
+    from fetalhc.pipeline import PipelineConfig
+
+    with pytest.raises(ValueError, match="band thresholds"):
+        PipelineConfig(band_thresholds=(0.8, 0.2))
 
 
 def test_band_sweep_counts_band_and_other_review_flags():
     from fetalhc.quality import band_sweep
 
     rows = [
-        {"abs_err_mm": 1.0, "hc_band_mm": 5.0, "flags": "cephalic_index_out_of_range: CI 70"},
-        {"abs_err_mm": 5.0, "hc_band_mm": 9.5, "flags": "hc_uncertain: 9.5 mm"},
-        {"abs_err_mm": 7.0, "hc_band_mm": 6.5, "flags": "crops_disagree: z"},
-        {"abs_err_mm": 2.0, "hc_band_mm": 7.5, "flags": "hc_uncertain: 7.5 mm"},
+        {"abs_err_mm": 1.0, "hc_band_mm": 5.0, "status": "ok", "flags": "cephalic_index_out_of_range: CI 70"},
+        {"abs_err_mm": 5.0, "hc_band_mm": 9.5, "status": "review", "flags": "hc_uncertain: 9.5 mm"},
+        {"abs_err_mm": 7.0, "hc_band_mm": 6.5, "status": "review", "flags": "crops_disagree: z"},
+        {"abs_err_mm": 2.0, "hc_band_mm": 7.5, "status": "review", "flags": "hc_uncertain: 7.5 mm"},
     ]
     by_limit = {s["max_hc_band_mm"]: s for s in band_sweep(rows, (7.0, 9.0, 10.0))}
+    failed = {"abs_err_mm": None, "hc_band_mm": None, "status": "failed", "flags": ""}
+    assert band_sweep([*rows, failed], (10.0,))[0]["fraction_review"] == pytest.approx(0.4)  # a failure is never ok
     assert by_limit[7.0]["fraction_review"] == pytest.approx(0.75)  # bands 9.5, 7.5 and the crops flag
     assert by_limit[9.0]["fraction_review"] == pytest.approx(0.5)
     assert by_limit[10.0]["fraction_review"] == pytest.approx(0.25)  # only the crops flag is left

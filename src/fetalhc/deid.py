@@ -53,6 +53,8 @@ class TextParams:
         min_exact_background: and at least this fraction of the ring has exactly its median grey
             level, as a rendered screen background has (smooth dark tissue or fluid rarely does).
         margin_px: margin added around each blanked box.
+        max_passes: detection passes; each runs on the image with the previous passes' boxes
+            blanked, so lines of a block whose neighbours hid their flat ring are found next.
     """
 
     central_fraction: tuple[float, float] = (0.4, 0.4)
@@ -65,6 +67,7 @@ class TextParams:
     background_mad: float = 1.0
     min_exact_background: float = 0.6
     margin_px: int = 3
+    max_passes: int = 3
 
 
 DEFAULT_TEXT_PARAMS = TextParams()
@@ -286,7 +289,7 @@ def _flat_background(pixels: NDArray[np.uint8], box: Box, max_mad: float, min_co
         # more than half the ring on one grey level: that level is the median and the MAD is 0,
         # so one histogram decides (the common case, ~200 candidate boxes per image)
         counts = np.bincount(vals.astype(np.intp) - int(vals.min()))
-        if int(counts.max()) < min_exact * vals.size:
+        if int(counts.max()) / vals.size < min_exact:
             return False
         med = float(int(counts.argmax()) + int(vals.min()))
     else:
@@ -326,11 +329,17 @@ def deidentify_pixels(
         n_out = int((~keep).sum())
         px[~keep] = 0
         notes.append(f"outside_regions_px={n_out}")
-    boxes = find_text_boxes(px, params)
-    for b in boxes:
-        x0, y0, x1, y1 = _guarded(_grow(b, params.margin_px, (h, w)), params, (h, w))
-        px[y0:y1, x0:x1] = 0
-    notes.append(f"text_boxes={len(boxes)}")
+    n_boxes = 0
+    for _ in range(params.max_passes):
+        # peel: once a text line is blanked, the ring of the line next to it may turn flat
+        boxes = find_text_boxes(px, params)
+        for b in boxes:
+            x0, y0, x1, y1 = _guarded(_grow(b, params.margin_px, (h, w)), params, (h, w))
+            px[y0:y1, x0:x1] = 0
+        n_boxes += len(boxes)
+        if not boxes:
+            break
+    notes.append(f"text_boxes={n_boxes}")
     if ocr:
         words = ocr_word_boxes(px, params=params, min_confidence=ocr_min_confidence)
         for b in words:

@@ -46,22 +46,33 @@ class Ellipse:
         r = max(self.semi_axis_a_px, self.semi_axis_b_px) + 1
         x0, x1 = max(0, int(self.center_x_px - r)), min(w, int(self.center_x_px + r) + 2)
         y0, y1 = max(0, int(self.center_y_px - r)), min(h, int(self.center_y_px + r) + 2)
-        if x0 >= x1 or y0 >= y1 or self.semi_axis_b_px <= 0:
+        if x0 >= x1 or y0 >= y1 or min(self.semi_axis_a_px, self.semi_axis_b_px) <= 0:
             return mask
-        # row by row: the pixel centres x with A dx^2 + B dx dy + C dy^2 <= 1 form one run
+        # row by row: the pixel centres x with A dx^2 + B dx dy + C dy^2 <= 1 form one run; its
+        # ends are then re-checked with the rotated-axes test, so pixels whose centres lie exactly
+        # on the outline are decided as that test decides them
         th = math.radians(self.angle_deg)
         c, s = math.cos(th), math.sin(th)
-        ia2, ib2 = 1.0 / self.semi_axis_a_px**2, 1.0 / self.semi_axis_b_px**2
+        a, b = self.semi_axis_a_px, self.semi_axis_b_px
+        ia2, ib2 = 1.0 / a**2, 1.0 / b**2
         qa, qb, qc = c * c * ia2 + s * s * ib2, 2.0 * c * s * (ia2 - ib2), s * s * ia2 + c * c * ib2
-        dy = np.arange(y0, y1, dtype=np.float64) - self.center_y_px
+        rows = np.arange(y0, y1, dtype=np.float64)
+        dy = rows - self.center_y_px
         lin, const = qb * dy, qc * dy * dy - 1.0
-        disc = lin * lin - 4.0 * qa * const
-        ok = disc >= 0
-        root = np.sqrt(np.where(ok, disc, 0.0))
+        root = np.sqrt(np.maximum(lin * lin - 4.0 * qa * const, 0.0))
         lo = np.ceil((-lin - root) / (2.0 * qa) + self.center_x_px).astype(np.int64)
         hi = np.floor((-lin + root) / (2.0 * qa) + self.center_x_px).astype(np.int64) + 1
+
+        def inside(col: NDArray[np.int64]) -> NDArray[np.bool_]:
+            dx = col.astype(np.float64) - self.center_x_px
+            u = dx * c + dy * s
+            v = -dx * s + dy * c
+            return np.asarray((u / a) ** 2 + (v / b) ** 2 <= 1.0)
+
+        lo = np.where(inside(lo - 1), lo - 1, np.where(inside(lo), lo, lo + 1))
+        hi = np.where(inside(hi), hi + 1, np.where(inside(hi - 1), hi, hi - 1))
         lo, hi = np.clip(lo, 0, w), np.clip(hi, 0, w)
-        for i in np.flatnonzero(ok & (hi > lo)).tolist():
+        for i in np.flatnonzero(hi > lo).tolist():
             mask[y0 + i, lo[i]:hi[i]] = value
         return mask
 

@@ -59,15 +59,18 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["quality"] = calibrate_report(rows)
     out["quality"]["hc_band_sweep"] = band_sweep(rows)
     # how well each per-image signal ranks the large errors (ROC AUC; 0.5 = no better than chance)
+    # (each on the measured images where the signal exists; n says how many)
     measured = [r for r in ok if r.get("abs_err_mm") is not None]
-    big = np.array([r["abs_err_mm"] > 4 for r in measured])
-    signals = {"hc_band_mm": [r.get("hc_band_mm") for r in measured],
-               "low_edge_confidence": [-(r["mean_confidence"] or 0.0) for r in measured],
-               "crop_hc_spread": [r.get("crop_hc_spread") for r in measured]}
-    out["quality"]["auc_errors_over_4mm"] = {
-        name: roc_auc(big, np.array([np.nan if v is None else v for v in vals], float))
-        for name, vals in signals.items() if all(v is not None for v in vals)
-    }
+    signals = {"hc_band_mm": lambda r: r.get("hc_band_mm"),
+               "low_edge_confidence": lambda r: None if r.get("mean_confidence") is None else -r["mean_confidence"],
+               "crop_hc_spread": lambda r: r.get("crop_hc_spread")}
+    aucs: dict[str, Any] = {}
+    for name, get in signals.items():
+        have = [(r["abs_err_mm"] > 4, get(r)) for r in measured if get(r) is not None]
+        if have:
+            aucs[name] = {"auc": roc_auc(np.array([h[0] for h in have]), np.array([h[1] for h in have], float)),
+                          "n": len(have)}
+    out["quality"]["auc_errors_over_4mm"] = aucs
     bins = [(0, 100), (100, 150), (150, 200), (200, 250), (250, 400)]
     out["adf_by_hc_mm"] = {
         f"{lo}-{hi}": {"n": len(sel), "adf_mm": float(np.mean([r["abs_err_mm"] for r in sel]))}
@@ -122,10 +125,14 @@ def case_row(res: MeasureResult, case: HC18Case, ref: NDArray[np.uint8]) -> dict
 def evaluate_modes(pipes: dict[str, Pipeline], data_dir: Path, files: list[str],
                    progress: Progress | None = None) -> dict[str, list[dict[str, Any]]]:
     """Per-image rows of each pipeline over ``files`` of HC18's training_set. Each image and
-    its annotation are read and de-identified once, then measured by every pipeline."""
+    its annotation are read and de-identified once (by the first pipeline's settings, which
+    must match the others'), then measured by every pipeline."""
     import cv2
 
     cases = {c.filename: c for c in read_cases(data_dir)}
+    deid = {(p.config.deidentify, p.config.deid_ocr) for p in pipes.values()}
+    if len(deid) > 1:
+        raise ValueError("evaluate_modes: all pipelines must share the de-identification settings")
     rows: dict[str, list[dict[str, Any]]] = {m: [] for m in pipes}
     task = progress.add_task("evaluate " + ", ".join(pipes), total=len(files)) if progress else None
     for f in files:

@@ -57,6 +57,9 @@ class PipelineConfig:
         CropMode(self.crop_mode)
         if not 0.0 < self.q <= 1.0:
             raise ValueError(f"q must lie in (0, 1], got {self.q}")
+        lo, hi = self.band_thresholds
+        if not 0.0 < lo < hi < 1.0:
+            raise ValueError(f"band thresholds must satisfy 0 < low < high < 1, got {self.band_thresholds}")
 
 
 @dataclass
@@ -210,8 +213,8 @@ def ellipse_hc_px(prob: NDArray[np.floating], threshold: float) -> float | None:
 
 
 def hc_band_px(prob: NDArray[np.floating], thresholds: tuple[float, float] = (0.2, 0.8)) -> float | None:
-    """Width (pixels) of the HC uncertainty band: the ellipse HC of the outline at the low
-    probability threshold minus that at the high one.
+    """The HC uncertainty band (pixels of perimeter, not a radial width): the ellipse HC of the
+    outline at the low probability threshold minus that at the high one.
 
     A sharp network edge gives a narrow band (a few pixels of perimeter); an edge the network
     is unsure of (faint or broken skull, shadowing) gives a wide one. On the HC18 validation

@@ -59,8 +59,8 @@ class QualityThresholds:
             about 3 px wide (a sharp network edge gives > 0.8).
         confidence_band_px: half-width (px) of that band.
         max_hc_band_mm: widest acceptable HC uncertainty band (``result.hc_band_mm``: ellipse
-            HC at head probability 0.2 minus that at 0.8), mm. 8 mm is +-4 mm, about +-3 days
-            of growth at mid-gestation.
+            HC at head probability 0.2 minus that at 0.8), mm. 8 mm is +-4 mm of HC, about +-2.5 days
+            of growth at 20 weeks (HC grows some 11 mm a week then).
         pixel_size_range_mm: plausible pixel size (mm); HC18 spans 0.049-0.39 mm.
         hc_range_mm: plausible trans-thalamic HC (mm): 40 mm is about 11 weeks (HC18's smallest
             head is 44.3 mm), 400 mm lies above the INTERGROWTH-21st +3 SD at 40 weeks (372.7 mm).
@@ -348,7 +348,8 @@ def band_sweep(rows: list[dict[str, Any]], limits_mm: tuple[float, ...] = (6.0, 
             others = [f for f in str(r.get("flags") or "").split(";")
                       if f.strip() and flag_code(f) not in info_flags and flag_code(f) != FLAG_HC_UNCERTAIN]
             band = _as_float(r.get("hc_band_mm"))
-            review = bool(others) or (band is not None and band > limit)
+            failed = str(r.get("status", "")).strip() not in ("ok", "review")
+            review = failed or bool(others) or (band is not None and band > limit)
             swept.append({**r, "status": "review" if review else "ok"})
         rep = calibrate_report(swept)
         out.append({"max_hc_band_mm": limit, **{k: rep[k] for k in (

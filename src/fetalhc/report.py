@@ -29,6 +29,7 @@ from fetalhc.clinical import (
 from fetalhc.ellipse import Ellipse
 from fetalhc.image import to_grey_uint8
 from fetalhc.io_utils import atomic_write_bytes
+from fetalhc.quality import QualityThresholds
 from fetalhc.results import MeasureResult
 
 TITLE = "fetalhc \u2014 fetal head circumference"
@@ -143,7 +144,8 @@ def _table_rows(result: MeasureResult) -> list[tuple[str, str, str]]:
         ("HC, ellipse (clinical)", _mm(r.hc_mm), hc_note),
         ("HC, patent contour (biased)", _mm(r.contour_hc_mm),
          "patent: boundary-pixel count, reads ~10 % short"),
-        ("HC uncertainty band", _mm(r.hc_band_mm), "HC at probability 0.2 minus at 0.8 (> 8: review)"),
+        ("HC uncertainty band", _mm(r.hc_band_mm),
+         f"HC at probability 0.2 minus at 0.8 (> {QualityThresholds().max_hc_band_mm:g}: review)"),
         ("OFD, outer-to-outer", _mm(r.ofd_mm), "major axis of the fitted ellipse"),
         ("BPD, outer-to-outer", _mm(r.bpd_mm), "minor axis (outer-inner BPD is one wall less)"),
         ("Cephalic index", _NA if r.cephalic_index is None else f"{r.cephalic_index:.1f}",
