@@ -6,7 +6,8 @@
   for the fast path and OCR, with and without ultrasound regions;
 * corpus: fraction of planted identifier tokens OCR reads before and after (fast path);
 * HC18 (when present): on ``--hc18`` training images, how many pixels the fast path changes and
-  how many of those lie inside the reference head ellipse (grown by 5 px) -- must be 0.
+  how many of those lie inside the reference head ellipse (grown by 5 px) -- must be 0; with
+  ``--hc18-ocr-step N`` the same for OCR mode on every N-th of them.
 """
 
 from __future__ import annotations
@@ -70,19 +71,19 @@ def corpus(n: int) -> dict[str, float]:
             "readable_after": round(after / total, 3)}
 
 
-def hc18(limit: int) -> dict[str, float]:
+def hc18(limit: int, ocr: bool = False, step: int = 1) -> dict[str, float]:
     from fetalhc.hc18 import default_data_dir, load_case, read_cases
 
     d = default_data_dir()
-    if d is None or limit <= 0:
+    if d is None or limit <= 0 or (ocr and not tesseract_available()):
         return {}
-    cases = read_cases(d)[:limit]
+    cases = read_cases(d)[:limit][::step]
     changed_images = inside = changed_px = 0
     times = []
     for case in cases:
         img, mask, _ = load_case(d, case)
         t = time.perf_counter()
-        out = deidentify_pixels(UltrasoundImage(img)).pixels
+        out = deidentify_pixels(UltrasoundImage(img), ocr=ocr).pixels
         times.append((time.perf_counter() - t) * 1000)
         diff = out != img
         if diff.any():
@@ -90,8 +91,9 @@ def hc18(limit: int) -> dict[str, float]:
             changed_px += int(diff.sum())
             head = cv2.dilate(mask.astype(np.uint8), np.ones((11, 11), np.uint8)).astype(bool)
             inside += int((diff & head).sum())
-    return {"hc18_images": len(cases), "hc18_images_changed": changed_images, "hc18_pixels_changed": changed_px,
-            "hc18_changed_pixels_inside_head": inside, "hc18_fast_ms_median": round(statistics.median(times), 2)}
+    key = "hc18_ocr" if ocr else "hc18"
+    return {f"{key}_images": len(cases), f"{key}_images_changed": changed_images, f"{key}_pixels_changed": changed_px,
+            f"{key}_changed_pixels_inside_head": inside, f"{key}_ms_median": round(statistics.median(times), 2)}
 
 
 def main() -> None:
@@ -99,9 +101,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4, help="synthetic screens")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--hc18", type=int, default=200, help="HC18 training images to check (0: skip)")
+    ap.add_argument("--hc18-ocr-step", type=int, default=0,
+                    help="also check OCR mode on every N-th of those images (0: skip; OCR takes ~2 s per image)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     res = {**speed(a.n, a.repeat), **corpus(a.n), **hc18(a.hc18)}
+    if a.hc18_ocr_step:
+        res.update(hc18(a.hc18, ocr=True, step=a.hc18_ocr_step))
     for k, v in res.items():
         print(f"{k:36s} {v}")
     if a.json:

@@ -197,6 +197,19 @@ def test_text_block_against_tissue_and_the_edge_is_blanked(bitmap, pitch_px):
     assert np.array_equal(out[tissue_y + 2:], px[tissue_y + 2:])  # the tissue and sector are left alone
 
 
+@needs_ocr
+def test_ocr_reads_dense_anti_aliased_block_glued_to_tissue():
+    # lines 11 px apart merge with the tissue below into one large component: the fast path
+    # cannot see them as text; OCR reads them because letters on the screen background stay
+    # on its page
+    px, tissue_y = _text_block_on_tissue(bitmap=False, pitch_px=11)
+    block = [(0, 0, 260, tissue_y)]
+    assert {"SMITH", "4471234", "19870314"} <= set(read_tokens(px, block))
+    out = deidentify_pixels(UltrasoundImage(px), ocr=True).pixels
+    assert not {t for t in read_tokens(out, block) if len(t) >= 3}
+    assert np.array_equal(out[tissue_y + 4:], px[tissue_y + 4:])  # the sector below is left alone
+
+
 def test_text_free_sector_is_left_alone():
     for seed in range(3):
         px, _, _ = sector_image(seed=seed)
