@@ -79,3 +79,28 @@ def test_patent_boundary_is_dilation_minus_mask():
 def test_empty_mask_has_no_length():
     z = np.zeros((10, 10), np.uint8)
     assert contour_length_px(z) == 0.0 and pixel_count_length_px(z) == 0.0
+
+
+def _centres_inside(e: Ellipse, shape_hw: tuple[int, int]) -> np.ndarray:
+    """The definition: pixels whose centres satisfy (u/a)^2 + (v/b)^2 <= 1, over the whole grid."""
+    yy, xx = np.mgrid[0:shape_hw[0], 0:shape_hw[1]].astype(np.float64)
+    th = np.radians(e.angle_deg)
+    dx, dy = xx - e.center_x_px, yy - e.center_y_px
+    u = dx * np.cos(th) + dy * np.sin(th)
+    v = -dx * np.sin(th) + dy * np.cos(th)
+    return (u / e.semi_axis_a_px) ** 2 + (v / e.semi_axis_b_px) ** 2 <= 1.0
+
+
+def test_row_span_raster_equals_the_pixel_centre_definition():
+    rng = np.random.default_rng(3)
+    shape = (120, 160)
+    for i in range(300):
+        if i % 2:  # whole numbers put pixel centres exactly on the outline
+            a = float(rng.integers(1, 90))
+            e = Ellipse(float(rng.integers(-10, 170)), float(rng.integers(-10, 130)), a,
+                        float(rng.integers(1, int(a) + 1)), float(rng.choice([0, 30, 45, 90, 135, 180])))
+        else:
+            a = rng.uniform(0.5, 100)
+            e = Ellipse(rng.uniform(-20, 180), rng.uniform(-20, 140), a, a * rng.uniform(0.2, 1), rng.uniform(0, 180))
+        assert np.array_equal(e.rasterize(shape) > 0, _centres_inside(e, shape)), e
+    assert not Ellipse(50, 50, 0.0, 5.0, 0.0).rasterize(shape).any()

@@ -290,3 +290,27 @@ def test_roc_auc():
     assert roc_auc(np.array([0, 0, 1, 1], bool), np.array([4.0, 3.0, 2.0, 1.0])) == 0.0
     assert roc_auc(np.array([0, 1, 0, 1], bool), np.array([1.0, 1.0, 2.0, 2.0])) == 0.5
     assert roc_auc(np.array([1, 1], bool), np.array([1.0, 2.0])) is None
+
+
+def test_windowed_iou_and_edge_band_equal_their_whole_image_definitions():
+    import cv2
+
+    from fetalhc.quality import mask_ellipse_iou
+
+    rng = np.random.default_rng(4)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
+    for _ in range(60):  # heads anywhere, also cut by the image border
+        e = Ellipse(rng.uniform(-60, 860), rng.uniform(-60, 600), rng.uniform(20, 300), rng.uniform(10, 200),
+                    rng.uniform(0, 180))
+        if e.semi_axis_b_px > e.semi_axis_a_px:
+            e = Ellipse(e.center_x_px, e.center_y_px, e.semi_axis_b_px, e.semi_axis_a_px, e.angle_deg)
+        m = Ellipse(e.center_x_px + rng.normal(0, 6), e.center_y_px, e.semi_axis_a_px * rng.uniform(0.9, 1.1),
+                    e.semi_axis_b_px, e.angle_deg).rasterize(SHAPE)
+        full = e.rasterize(SHAPE) > 0
+        union = np.count_nonzero((m > 0) | full)
+        iou = np.count_nonzero((m > 0) & full) / union if union else 0.0
+        assert mask_ellipse_iou(m, e) == pytest.approx(iou, abs=1e-12)
+        prob = rng.random(SHAPE).astype(np.float32)
+        band = cv2.dilate(m, k) > cv2.erode(m, k)
+        want = float(np.abs(2.0 * prob[band].astype(np.float64) - 1.0).mean()) if band.any() else 0.0
+        assert boundary_confidence(prob, m) == pytest.approx(want, abs=1e-12)

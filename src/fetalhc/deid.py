@@ -6,7 +6,7 @@ lines. ``ocr=True`` adds Tesseract on horizontal bands outside the head area. Bo
 central head area and every large component untouched, so the head circumference cannot change.
 
 Notes added to the image record only counts (``deid: ...``), never the text that was read.
-Checked on the 854 HC18 training images: the fast path changes 7 of them, none within 5 px of
+Checked on the 854 HC18 training images: the fast path changes 8 of them, none within 5 px of
 the reference head ellipse (``benchmarks/deid_benchmark.py``).
 """
 
@@ -186,13 +186,25 @@ def _text_boxes(pixels: NDArray[np.uint8], strokes: NDArray[np.uint8], stats: ND
     return out
 
 
-def _side_boxes(box: Box, shape_hw: tuple[int, int]) -> list[Box]:
-    """The sides of the ring 2-5 px around ``box`` that lie inside the image (x0, y0, x1, y1)."""
+def _side_boxes(box: Box, shape_hw: tuple[int, int], corner_px: int = 0) -> list[Box]:
+    """The sides (x0, y0, x1, y1) of the ring 2-5 px around ``box`` that lie inside the image:
+    top, bottom, left, right; the top and bottom sides reach ``corner_px`` beyond the box."""
     h, w = shape_hw
     x0, y0, x1, y1 = box
-    sides = [(x0, max(0, y0 - 5), x1, y0 - 2), (x0, y1 + 2, x1, min(h, y1 + 5)),
+    cx0, cx1 = max(0, x0 - corner_px), min(w, x1 + corner_px)
+    sides = [(cx0, max(0, y0 - 5), cx1, y0 - 2), (cx0, y1 + 2, cx1, min(h, y1 + 5)),
              (max(0, x0 - 5), y0, x0 - 2, y1), (x1 + 2, y0, min(w, x1 + 5), y1)]
     return [b for b in sides if b[2] > b[0] and b[3] > b[1]]
+
+
+def _near(values: NDArray[np.integer], level: int, tol: int = 2) -> NDArray[np.bool_]:
+    """Which ``values`` (grey levels) lie within ``tol`` of ``level``."""
+    return np.abs(values.astype(np.int16) - level) <= tol
+
+
+def _commonest_level(pixels: NDArray[np.uint8]) -> int:
+    """The commonest grey level of ``pixels`` (of a whole screen: its background)."""
+    return int(np.bincount(pixels.ravel()).argmax())
 
 
 def _text_on_screen(pixels: NDArray[np.uint8], box: Box, min_contrast: int, flat: NDArray[np.int32],
@@ -221,17 +233,17 @@ def _text_on_screen(pixels: NDArray[np.uint8], box: Box, min_contrast: int, flat
         return False
     sides = [pixels[b[1]:b[3], b[0]:b[2]] for b in side_boxes]
     ring = np.concatenate([sd.ravel() for sd in sides])
-    bg = int(np.bincount(ring).argmax())
-    near = [float((np.abs(sd.astype(np.int16) - bg) <= 2).mean()) >= 0.6 for sd in sides]
-    if sum(near) < len(sides) - 1:
+    bg = _commonest_level(ring)
+    if sum(float(_near(sd, bg).mean()) >= 0.6 for sd in sides) < len(sides) - 1:
         return False
-    inside = pixels[y0:y1, x0:x1].astype(np.int16)
-    if float((np.abs(inside - bg) <= 2).mean()) < min_background:
+    inside = pixels[y0:y1, x0:x1]
+    on_bg = _near(inside, bg)
+    if float(on_bg.mean()) < min_background:
         return False
     if max(int(inside.max()) - bg, bg - int(inside.min())) < min_contrast:
         return False
     # bitmap letters use a few grey levels; speckled tissue spreads over many
-    fg = inside[np.abs(inside - bg) > 2]
+    fg = inside[~on_bg]
     return float(np.sort(np.bincount(fg))[-3:].sum()) >= min_glyph_levels * fg.size
 
 
@@ -254,8 +266,7 @@ def texture_mask(pixels: NDArray[np.uint8], params: TextParams = DEFAULT_TEXT_PA
     # letters glued to tissue join its large component, but sit on the screen's background: keep
     # the pixels whose 15x15 neighbourhood is at least 20 % background (the image's commonest grey
     # level +-2) out of the mask, so OCR still sees them; speckled tissue has almost none
-    bg = int(np.bincount(pixels.ravel()).argmax())
-    near_bg = (np.abs(pixels.astype(np.int16) - bg) <= 2).astype(np.float32)
+    near_bg = _near(pixels, _commonest_level(pixels)).astype(np.float32)
     m[cv2.blur(near_bg, (15, 15)) >= 0.2] = 0
     return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))).astype(bool)
 
@@ -276,28 +287,18 @@ def _flat_background(pixels: NDArray[np.uint8], box: Box, max_mad: float, min_co
     the image) at least half the pixels lie within 2 grey levels of the ring's median; and the
     box holds a pixel ``min_contrast`` levels above or below that median.
     A bright speck on an image edge has tissue on one side and fails ``all_sides``."""
-    h, w = pixels.shape
     x0, y0, x1, y1 = box
-    sides: list[NDArray[np.uint8]] = []
-    if y0 - 2 > 0:
-        sides.append(pixels[max(0, y0 - 5):y0 - 2, max(0, x0 - 2):min(w, x1 + 2)])
-    if y1 + 2 < h:
-        sides.append(pixels[y1 + 2:min(h, y1 + 5), max(0, x0 - 2):min(w, x1 + 2)])
-    if x0 - 2 > 0:
-        sides.append(pixels[y0:y1, max(0, x0 - 5):x0 - 2])
-    if x1 + 2 < w:
-        sides.append(pixels[y0:y1, x1 + 2:min(w, x1 + 5)])
-    flat = [sd.astype(np.int16).ravel() for sd in sides if sd.size]
+    flat = [pixels[b[1]:b[3], b[0]:b[2]].astype(np.int16).ravel() for b in _side_boxes(box, pixels.shape, 2)]
     if not flat or sum(sd.size for sd in flat) < 8:
         return True  # the box fills the image: nothing around it to judge
     vals = np.concatenate(flat)
     if min_exact > 0.5:
         # more than half the ring on one grey level: that level is the median and the MAD is 0,
         # so one histogram decides (the common case, ~200 candidate boxes per image)
-        counts = np.bincount(vals.astype(np.intp) - int(vals.min()))
+        counts = np.bincount(vals)
         if int(counts.max()) / vals.size < min_exact:
             return False
-        med = float(int(counts.argmax()) + int(vals.min()))
+        med = float(counts.argmax())
     else:
         med = float(np.median(vals))
         if float(np.median(np.abs(vals - med))) > max_mad or float((vals == med).mean()) < min_exact:
@@ -494,7 +495,7 @@ def ocr_word_boxes(pixels: NDArray[np.uint8], params: TextParams = DEFAULT_TEXT_
                            "install them (apt-get install tesseract-ocr; pip install pytesseract)")
     h, w = pixels.shape
     protect = central_box((h, w), params.central_fraction)
-    bg = int(np.bincount(pixels.ravel()).argmax())  # the screen's background grey level
+    bg = _commonest_level(pixels)
     flat = pixels.copy()
     flat[texture_mask(pixels, params)] = 0  # speckle only slows Tesseract down and yields garbage words
     out: list[Box] = []
@@ -512,8 +513,7 @@ def ocr_word_boxes(pixels: NDArray[np.uint8], params: TextParams = DEFAULT_TEXT_
             continue
         # screen text sits on the screen's background: a "word" box with less than 30 % of it
         # is speckle Tesseract made sense of (seen near the skull on HC18 images)
-        inside = pixels[box[1]:box[3], box[0]:box[2]].astype(np.int16)
-        if float((np.abs(inside - bg) <= 2).mean()) < 0.3:
+        if float(_near(pixels[box[1]:box[3], box[0]:box[2]], bg).mean()) < 0.3:
             continue
         out.append(box)
     return out

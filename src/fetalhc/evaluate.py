@@ -61,15 +61,14 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     # how well each per-image signal ranks the large errors (ROC AUC; 0.5 = no better than chance)
     # (each on the measured images where the signal exists; n says how many)
     measured = [r for r in ok if r.get("abs_err_mm") is not None]
-    signals = {"hc_band_mm": lambda r: r.get("hc_band_mm"),
-               "low_edge_confidence": lambda r: None if r.get("mean_confidence") is None else -r["mean_confidence"],
-               "crop_hc_spread": lambda r: r.get("crop_hc_spread")}
+    signals = {"hc_band_mm": ("hc_band_mm", 1.0), "low_edge_confidence": ("mean_confidence", -1.0),
+               "crop_hc_spread": ("crop_hc_spread", 1.0)}  # name -> (column, sign: higher = less sure)
     aucs: dict[str, Any] = {}
-    for name, get in signals.items():
-        have = [(r["abs_err_mm"] > 4, get(r)) for r in measured if get(r) is not None]
+    for name, (col, sign) in signals.items():
+        have = [r for r in measured if r.get(col) is not None]
         if have:
-            aucs[name] = {"auc": roc_auc(np.array([h[0] for h in have]), np.array([h[1] for h in have], float)),
-                          "n": len(have)}
+            aucs[name] = {"auc": roc_auc(np.array([r["abs_err_mm"] > 4 for r in have]),
+                                         sign * np.array([r[col] for r in have], float)), "n": len(have)}
     out["quality"]["auc_errors_over_4mm"] = aucs
     bins = [(0, 100), (100, 150), (150, 200), (200, 250), (250, 400)]
     out["adf_by_hc_mm"] = {

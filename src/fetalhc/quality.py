@@ -70,9 +70,9 @@ class QualityThresholds:
     confidence ranged 0.40-0.68 and the crop spread 0.001-0.021; neither ranks the HC error
     (ROC AUC for errors > 4 mm: 0.49 and 0.56), so ``min_boundary_confidence`` = 0.40 and
     ``max_crop_spread`` = 0.03 lie at or beyond every validation image and fire only on gross
-    failures. The HC uncertainty band does rank it (AUC 0.79; median 6.1 mm, 90th percentile
-    9.9 mm): ``max_hc_band_mm`` = 8 sends 15 % to review and catches 6 of the 10 errors above
-    4 mm and 5 of the 6 above 6 mm (README, "Quality flags", for the sweep).
+    failures. The HC uncertainty band does rank it (AUC 0.79): ``max_hc_band_mm`` = 8 sends
+    15 % to review and catches 6 of the 10 errors above 4 mm and 5 of the 6 above 6 mm (README,
+    "Quality flags", for the sweep; ``fetalhc evaluate`` writes both into summary.json).
     """
 
     border_touch_max_frac: float = 0.03
