@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import pytest
 
+from fetalhc.ellipse import Ellipse
 from fetalhc.hc18 import default_data_dir
+from fetalhc.phantom import make_phantom
 from fetalhc.segment import default_model_path
+
+#: the outer skull ellipse of the shared phantom (pixels of a 540 x 800 image)
+PHANTOM_TRUTH = Ellipse(400.0, 270.0, 250.0, 195.0, 15.0)
 
 
 @pytest.fixture(scope="session")
@@ -23,4 +29,14 @@ def model_path() -> Path:
     p = default_model_path()
     if not p.is_file():
         pytest.fail(f"the shipped model is missing: {p}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def phantom_png(tmp_path_factory) -> Path:
+    """A 540 x 800 synthetic skull phantom (speckle, ellipse :data:`PHANTOM_TRUTH`) as PNG."""
+    d = tmp_path_factory.mktemp("ph")
+    img, _ = make_phantom(540, 800, PHANTOM_TRUTH, seed=7)
+    p = d / "phantom.png"
+    cv2.imwrite(str(p), img)
     return p

@@ -43,12 +43,6 @@ def test_crop_then_fuse_round_trip_recovers_the_mask(mode, flips):
     assert dice > 0.995
 
 
-def test_fuse_divides_by_the_number_of_covering_crops():
-    boxes = corner_boxes(100, 60, 0.9)
-    fused = fuse_probabilities([np.ones((32, 48), np.float32)] * 4, boxes, (60, 100))
-    assert np.allclose(fused, 1.0)  # every pixel is covered by 1-4 crops; the mean of ones is one
-
-
 def test_flip_is_undone_when_pasting_back():
     box = crop_boxes(40, 20, "full", flips=True)[1]
     assert box.flip
@@ -56,8 +50,3 @@ def test_flip_is_undone_when_pasting_back():
     crop = extract_crop(img, box, (20, 40))
     assert crop[0, 0] > crop[0, -1]
     assert np.allclose(paste_back(crop, box), img)
-
-
-def test_fuse_checks_lengths():
-    with pytest.raises(ValueError, match="boxes"):
-        fuse_probabilities([np.zeros((4, 4), np.float32)], [], (4, 4))

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fetalhc.clinical import annotate
+from fetalhc.clinical import readout
 from fetalhc.ellipse import Ellipse
+from fetalhc.quality import QualityThresholds
 from fetalhc.report import format_centile, write_report
 from fetalhc.results import MeasureResult
 
@@ -25,18 +26,18 @@ def picture() -> np.ndarray:
     return img.astype(np.uint8)
 
 
-def full_result(pixel_mm: float | None = 0.12, ga: float | None = 19.0) -> MeasureResult:
+def full_result(pixel_mm: float | None = 0.12, ga: float | None = 19.0,
+                thresholds: QualityThresholds | None = None) -> MeasureResult:
     p = HEAD.perimeter_px
-    r = MeasureResult(file="/data/PATIENT_NAME_123.png", center_x_px=HEAD.center_x_px, center_y_px=HEAD.center_y_px,
-                      semi_axis_a_px=HEAD.semi_axis_a_px, semi_axis_b_px=HEAD.semi_axis_b_px, angle_deg=HEAD.angle_deg,
-                      hc_px=p, contour_hc_px=0.9 * p, pixel_size_mm=pixel_mm,
-                      pixel_size_source="csv" if pixel_mm else "none", crop_hc_px=[p, p])
-    if pixel_mm is not None:
-        r.hc_mm, r.contour_hc_mm = p * pixel_mm, 0.9 * p * pixel_mm
-    annotate(r, ga)
-    r.flags.append("crops_disagree: a long reason " + "word " * 40)
-    r.status = "review"
-    return r
+    mm = (lambda v: None) if pixel_mm is None else (lambda v: v * pixel_mm)
+    ro = readout(mm(p), mm(2 * HEAD.semi_axis_b_px), mm(2 * HEAD.semi_axis_a_px), ga)
+    return MeasureResult(file="/data/PATIENT_NAME_123.png", ellipse=HEAD, hc_px=p, patent_pixel_count_hc_px=0.9 * p,
+                         hc_mm=mm(p), patent_pixel_count_hc_mm=mm(0.9 * p), pixel_size_mm=pixel_mm,
+                         pixel_size_source="csv" if pixel_mm else "none", crop_hc_px=(p, p), bpd_mm=ro.bpd_mm,
+                         ofd_mm=ro.ofd_mm, cephalic_index=ro.cephalic_index, ga_weeks=ro.ga_weeks,
+                         ga_hadlock_weeks=ro.ga_hadlock_weeks, ga_intergrowth_weeks=ro.ga_intergrowth_weeks,
+                         hc_z=ro.hc_z, hc_centile=ro.hc_centile, status="review", thresholds=thresholds,
+                         flags=(*ro.flags, "crops_disagree: a long reason " + "word " * 40))
 
 
 def pdf_text(path: Path) -> str:
@@ -82,7 +83,7 @@ def test_report_without_ga_or_pixel_size(tmp_path):
 
 
 def test_report_without_a_head(tmp_path):
-    r = MeasureResult(file="blank.png", flags=["no_head_found: the segmentation mask is empty"], ga_weeks=22.0)
+    r = MeasureResult(file="blank.png", flags=("no_head_found: the segmentation mask is empty",), ga_weeks=22.0)
     paths = write_report(r, np.zeros(SHAPE, np.uint8), tmp_path, "blank")
     check_files(paths, tmp_path, "blank")
     assert "no head found" in pdf_text(paths[0])
@@ -95,3 +96,10 @@ def test_report_refuses_a_path_as_stem(tmp_path):
 
 def test_format_centile():
     assert (format_centile(0.01), format_centile(50.04), format_centile(99.95)) == ("<0.1", "50.0", ">99.9")
+
+
+def test_report_prints_the_band_limit_that_was_used(tmp_path):
+    default = pdf_text(write_report(full_result(), picture(), tmp_path / "a", "a")[0])
+    custom = pdf_text(write_report(full_result(thresholds=QualityThresholds(max_hc_band_mm=6.5)), picture(),
+                                   tmp_path / "b", "b")[0])
+    assert "> 8: review" in default and "> 6.5: review" in custom and "> 8: review" not in custom

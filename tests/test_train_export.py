@@ -36,12 +36,13 @@ def test_deeplabv2_resnet101_is_selectable():
 def test_training_pair_keeps_mask_aligned_with_image():
     img, e = make_phantom(270, 400, Ellipse(200, 135, 120, 90, 10), seed=3)
     s = Sample("p.png", img, e.rasterize(img.shape), 0.1, 100.0)
-    rng = random.Random(0)
-    x, y = make_pair(s, random_box(400, 270, rng), (128, 192), build_augment())
-    assert x.shape == y.shape == (128, 192)
-    assert 0 <= x.min() and x.max() <= 1 and 0 <= y.min() and y.max() <= 1
-    # the skull ring (bright) lies on the mask's edge, not far outside it
-    if y.sum() > 100:
+    for seed in range(5):  # corner crops and whole images, each with its random augmentation
+        rng = random.Random(seed)
+        x, y = make_pair(s, random_box(400, 270, rng), (128, 192), build_augment())
+        assert x.shape == y.shape == (128, 192)
+        assert 0 <= x.min() and x.max() <= 1 and 0 <= y.min() and y.max() <= 1
+        assert y.sum() > 100  # every crop keeps most of the head
+        # the skull ring (bright) lies on the mask's edge, not far outside it
         assert x[y > 0.5].mean() > x[y < 0.01].mean() * 0.5
 
 
@@ -105,3 +106,15 @@ def test_train_writes_log_checkpoint_and_resumes(tmp_path):
     assert [x["epoch"] for x in lines] == [1, 2, 3]
     assert "val_dice_fullimage" in lines[-1] and lines[-1]["peak_rss_mb"] > 0
     assert "resumed" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_device_choice():
+    from fetalhc.train.loop import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
+    with pytest.raises((ValueError, RuntimeError)):
+        resolve_device("tpu")

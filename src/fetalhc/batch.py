@@ -4,16 +4,18 @@ carries the error), writes every output file atomically and the table once at th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from fetalhc.flags import make_flag
 from fetalhc.image import ImageLoadError, UltrasoundImage, is_dicom, load_image
 from fetalhc.io_utils import write_png, write_table
 from fetalhc.overlay import draw_overlay
 from fetalhc.pipeline import Pipeline, PipelineConfig
 from fetalhc.pixel_size_csv import CsvEntry, lookup
-from fetalhc.results import TABLE_COLUMNS, MeasureResult
+from fetalhc.quality import FLAG_PIXEL_SIZE_NOT_IN_CSV, FLAG_PIXEL_SIZE_OVERRIDDEN
+from fetalhc.results import TABLE_COLUMNS, MeasureResult, assemble, failure
 
 
 @dataclass
@@ -60,23 +62,32 @@ def _unique_stem(path: Path, frame: int | None, seen: set[str]) -> str:
     return stem
 
 
-def _apply_sizes(img: UltrasoundImage, opts: BatchOptions) -> tuple[UltrasoundImage, float | None]:
-    ga = opts.ga_weeks
-    if opts.pixel_size_mm is not None:
-        img = img.with_pixel_size(opts.pixel_size_mm, "user")
-    entry = lookup(opts.pixel_size_table, img.name) if opts.pixel_size_table is not None else None
-    if entry is not None:
-        if opts.pixel_size_mm is None and entry.pixel_size_mm is not None:
-            img = img.with_pixel_size(entry.pixel_size_mm, "csv")
-        if ga is None and entry.ga_weeks is not None:
-            from fetalhc.clinical import validate_ga_weeks
+def resolve_inputs(img: UltrasoundImage, opts: BatchOptions) -> tuple[UltrasoundImage, float | None, tuple[str, ...]]:
+    """The image with the pixel size that applies, the GA (weeks) and flags about that choice.
 
-            ga = validate_ga_weeks(entry.ga_weeks)
-    return img, ga
+    Precedence: the user's ``--pixel-size`` > the CSV > the file's own. A user size that differs
+    from the CSV's or the file's is flagged (``pixel_size_overridden``); a CSV without a row for
+    the image says so (``pixel_size_not_in_csv``)."""
+    flags: list[str] = []
+    entry = lookup(opts.pixel_size_table, img.name) if opts.pixel_size_table is not None else None
+    if opts.pixel_size_table is not None and entry is None:
+        flags.append(make_flag(FLAG_PIXEL_SIZE_NOT_IN_CSV, f"the pixel-size CSV has no row for {img.name}"))
+    csv_mm = entry.pixel_size_mm if entry is not None else None
+    if opts.pixel_size_mm is not None:
+        for other, source in ((csv_mm, "the CSV"), (img.pixel_size_mm, f"the file ({img.pixel_size_source})")):
+            if other is not None and abs(other - opts.pixel_size_mm) > 1e-9 * max(other, 1.0):
+                flags.append(make_flag(FLAG_PIXEL_SIZE_OVERRIDDEN, f"--pixel-size {opts.pixel_size_mm:g} mm used "
+                                       f"instead of {other:g} mm from {source}"))
+        img = img.with_pixel_size(opts.pixel_size_mm, "user")
+    elif csv_mm is not None:
+        img = img.with_pixel_size(csv_mm, "csv")
+    ga = opts.ga_weeks if opts.ga_weeks is not None else (entry.ga_weeks if entry is not None else None)
+    return img, ga, tuple(flags)
 
 
 def measure_file(pipe: Pipeline, path: Path, opts: BatchOptions, seen: set[str]) -> list[MeasureResult]:
-    """All results of one file (one per frame). Errors become a result with ``error`` set."""
+    """All results of one file (one per frame). Errors become a result with ``error`` set.
+    The results carry no image-sized arrays (streaming)."""
     out: list[MeasureResult] = []
     frames = iter_images(path, opts.frame)
     while True:
@@ -85,26 +96,23 @@ def measure_file(pipe: Pipeline, path: Path, opts: BatchOptions, seen: set[str])
             if item is None:
                 break
             frame, img = item
-            img, ga = _apply_sizes(img, opts)
-            clean = pipe.prepare(img)
-            res = pipe.run_prepared(clean, ga)
-            res.file, res.frame = str(path), frame
+            img, ga, input_flags = resolve_inputs(img, opts)
+            outcome = pipe.run(img, ga, input_flags=input_flags)
+            res = assemble(outcome, file=str(path), frame=frame)
             stem = _unique_stem(path, frame, seen)
+            pixels = outcome.image.pixels
             if opts.mask_dir is not None and res.mask is not None:
                 write_png(opts.mask_dir / f"{stem}_mask.png", res.mask * 255)
             if opts.overlay_dir is not None:
-                write_png(opts.overlay_dir / f"{stem}_overlay.png", draw_overlay(clean.pixels, res))
+                write_png(opts.overlay_dir / f"{stem}_overlay.png", draw_overlay(pixels, res))
             if opts.report_dir is not None:
                 from fetalhc.report import write_report
 
-                write_report(res, clean.pixels, opts.report_dir, stem)
+                write_report(res, pixels, opts.report_dir, stem)
         except (ImageLoadError, ValueError, OSError) as e:
-            res = MeasureResult(file=str(path), error=str(e), status="failed")
-            out.append(res)
+            out.append(failure(str(path), str(e)))
             break
-        res.mask = None  # stream: keep no image-sized arrays
-        res.probability = None
-        out.append(res)
+        out.append(replace(res, mask=None, probability=None))
     return out
 
 

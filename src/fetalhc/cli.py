@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -20,6 +21,26 @@ from fetalhc.hc18 import DEFAULT_SPLIT
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="fetalhc: fetal head circumference from 2-D ultrasound images.")
 err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from fetalhc import __version__
+
+        print(f"fetalhc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                 help="Print the version and exit.")] = False) -> None:
+    """fetalhc: fetal head circumference from 2-D ultrasound images."""
+
+
+def _error(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` (no Rich markup is read in it) and return the exit to raise."""
+    err.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code)
 
 INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
 
@@ -47,7 +68,9 @@ def measure(
     pixel_size: Annotated[float | None, typer.Option("--pixel-size", help="Pixel size in mm for every input.")] = None,
     pixel_size_csv: Annotated[Path | None, typer.Option(
         "--pixel-size-csv", help="CSV of file name, pixel size (mm) [, ga_weeks]; HC18's format works.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Results table, .csv or .json.")] = None,
+    out: Annotated[str | None, typer.Option("--out", "-o", help="Results table: a .csv or .json file, or - for "
+                                            "standard output (see --format).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Table format for --out - (csv or json).")] = "csv",
     mask_dir: Annotated[Path | None, typer.Option(help="Write <stem>_mask.png (0/255) here.")] = None,
     overlay_dir: Annotated[Path | None, typer.Option(help="Write <stem>_overlay.png here.")] = None,
     report_dir: Annotated[Path | None, typer.Option(help="Write a one-page <stem>_report.pdf/.png here.")] = None,
@@ -63,8 +86,11 @@ def measure(
     """Measure head circumference on images; one result row per image (or DICOM frame)."""
     from fetalhc.batch import BatchOptions, run_batch
     from fetalhc.clinical import validate_ga_weeks
+    from fetalhc.image import validate_pixel_size
+    from fetalhc.io_utils import table_text
     from fetalhc.pipeline import PipelineConfig
     from fetalhc.pixel_size_csv import read_pixel_size_csv
+    from fetalhc.results import TABLE_COLUMNS
 
     try:
         cfg = PipelineConfig(crop_mode=crop_mode, q=q, flips=flips, deidentify=deid, deid_ocr=ocr)
@@ -72,41 +98,65 @@ def measure(
         if ga_weeks is not None:
             ga_weeks = validate_ga_weeks(ga_weeks)
         if pixel_size is not None:
-            from fetalhc.image import validate_pixel_size
-
             pixel_size = validate_pixel_size(pixel_size, "--pixel-size")
-        if out is not None and out.suffix.lower() not in (".csv", ".json"):
-            raise ValueError(f"{out}: --out must end in .csv or .json")
+        if fmt not in ("csv", "json"):
+            raise ValueError(f"--format must be csv or json, got {fmt!r}")
+        out_path = None if out in (None, "-") else Path(out)
+        if out_path is not None and out_path.suffix.lower() not in (".csv", ".json"):
+            raise ValueError(f"{out}: --out must end in .csv or .json (or be - for standard output)")
     except ValueError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        raise _error(str(e)) from None
     files = collect_inputs(inputs)
     if not files:
-        err.print("[red]error:[/red] no input images found")
-        raise typer.Exit(2)
+        raise _error("no input images found")
     opts = BatchOptions(pixel_size_mm=pixel_size, pixel_size_table=table, ga_weeks=ga_weeks, mask_dir=mask_dir,
-                        overlay_dir=overlay_dir, report_dir=report_dir, frame=frame, out=out)
+                        overlay_dir=overlay_dir, report_dir=report_dir, frame=frame, out=out_path)
     with _progress() as progress:
         task = progress.add_task("measuring", total=len(files))
         rows = run_batch(files, cfg, opts, model_path=model, on_file_done=lambda: progress.advance(task))
-    failed = [r for r in rows if r.get("error")]
-    if out is None:
-        _print_rows(rows)
-    else:
-        err.print(f"wrote {len(rows)} rows to {out}")
-    if failed:
-        err.print(f"[yellow]{len(failed)} of {len(rows)} failed[/yellow]; see the error column")
+    if out == "-":
+        sys.stdout.write(table_text(rows, TABLE_COLUMNS, fmt))
+    elif out is None:
+        print_rows(rows)
+    err.print(summary_line(len(files), rows) + (f"; wrote {escape(str(out_path))}" if out_path is not None else ""))
+    if any(r.get("error") for r in rows):
         raise typer.Exit(1)
 
 
-def _print_rows(rows: list[dict[str, object]]) -> None:
+def summary_line(n_files: int, rows: list[dict[str, object]]) -> str:
+    """One line: how many files and rows, and how many were ok, to review and failed."""
+    n = {s: sum(r.get("status") == s for r in rows) for s in ("ok", "review", "failed")}
+    return (f"measured {n_files} file{'s' if n_files != 1 else ''}, {len(rows)} row{'s' if len(rows) != 1 else ''}: "
+            f"{n['ok']} ok, {n['review']} to review, {n['failed']} failed")
+
+
+def _reasons(row: dict[str, object]) -> str:
+    """Why a row needs review (its review flags' codes) or why it failed."""
+    from fetalhc.flags import decode_flags, flag_code
+    from fetalhc.quality import QualityThresholds
+
+    if row.get("error"):
+        return str(row["error"])
+    info = QualityThresholds().info_flags
+    return ", ".join(dict.fromkeys(flag_code(f) for f in decode_flags(row.get("flags")) if flag_code(f) not in info))
+
+
+def print_rows(rows: list[dict[str, object]], console: Console | None = None) -> None:
+    """The results on screen: file, HC (mm, one decimal; pixels without a pixel size), BPD, OFD,
+    status and the reasons for review. Long values wrap, never cut."""
     t = Table()
-    cols = ("file", "hc_mm", "hc_px", "contour_hc_mm", "bpd_mm", "ofd_mm", "ga_hadlock_weeks", "status", "error")
-    for c in cols:
-        t.add_column(c)
+    for c in ("file", "HC", "BPD (mm)", "OFD (mm)", "status", "reasons"):
+        t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
-    Console().print(t)
+        hc = r.get("hc_mm")
+        hc_text = f"{hc:.1f} mm" if isinstance(hc, float) else (
+            f"{r['hc_px']:.0f} px" if isinstance(r.get("hc_px"), float) else "")
+        bpd, ofd = r.get("bpd_mm"), r.get("ofd_mm")
+        frame = "" if r.get("frame") is None else f" #{r['frame']}"
+        t.add_row(escape(Path(str(r.get("file"))).name + frame), hc_text,
+                  f"{bpd:.1f}" if isinstance(bpd, float) else "", f"{ofd:.1f}" if isinstance(ofd, float) else "",
+                  str(r.get("status") or ""), escape(_reasons(r)))
+    (console or Console()).print(t)
 
 
 @app.command()
@@ -129,8 +179,7 @@ def evaluate(
 
     d = data_dir or default_data_dir()
     if d is None:
-        err.print("[red]error:[/red] HC18 not found; pass --data-dir or set FETALHC_DATA")
-        raise typer.Exit(2)
+        raise _error("HC18 not found; pass --data-dir or set FETALHC_DATA")
     summary = run_evaluation(d, split, subset, out_dir, [m.strip() for m in modes.split(",")], limit=limit,
                              model_path=model, progress=_progress(), deidentify=deid)
     t = Table(title=f"HC18 {subset} ({split.name})")
@@ -158,23 +207,23 @@ def train(
     optimizer: Annotated[str, typer.Option(help="adamw or sgd (the patent's).")] = "adamw",
     loss: Annotated[str, typer.Option(help="ce (the patent's) or ce+dice.")] = "ce",
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto (CUDA where torch sees a GPU).")] = "auto",
 ) -> None:
-    """Train a segmentation network on HC18 (needs the train extra: pip install -e '.[train]')."""
+    """Train a segmentation network on HC18 (needs the train extra: pip install -e '.\\[train]')."""
     from fetalhc.hc18 import default_data_dir
 
     try:
         from fetalhc.train.loop import TrainConfig
         from fetalhc.train.loop import train as run_train
     except ImportError as e:
-        err.print(f"[red]error:[/red] training needs the train extra (pip install -e '.[train]'): {e}")
-        raise typer.Exit(2) from None
+        raise _error(f"training needs the train extra (pip install -e '.[train]'): {e}") from None
     d = data_dir or default_data_dir()
     if d is None:
-        err.print("[red]error:[/red] HC18 not found; pass --data-dir or set FETALHC_DATA")
-        raise typer.Exit(2)
+        raise _error("HC18 not found; pass --data-dir or set FETALHC_DATA")
     ckpt = run_train(TrainConfig(data_dir=str(d), split_file=str(split), out_dir=str(out_dir), arch=arch,
                                  pretrained=pretrained, epochs=epochs, batch_size=batch_size, lr=lr,
-                                 optimizer=optimizer, loss=loss, max_minutes=max_minutes))
+                                 optimizer=optimizer, loss=loss, max_minutes=max_minutes,
+                                 device=device))
     err.print(f"checkpoint: {ckpt}")
 
 
@@ -192,8 +241,7 @@ def export(
     try:
         from fetalhc.train.export import export_onnx, quantize_int8
     except ImportError as e:
-        err.print(f"[red]error:[/red] export needs the train extra (pip install -e '.[train]'): {e}")
-        raise typer.Exit(2) from None
+        raise _error(f"export needs the train extra (pip install -e '.[train]'): {e}") from None
     path = export_onnx(checkpoint, out)
     err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     if int8 is not None:
@@ -201,8 +249,7 @@ def export(
 
         d = data_dir or default_data_dir()
         if d is None:
-            err.print("[red]error:[/red] int8 calibration needs HC18; pass --data-dir or set FETALHC_DATA")
-            raise typer.Exit(2)
+            raise _error("int8 calibration needs HC18; pass --data-dir or set FETALHC_DATA")
         q = quantize_int8(path, int8, d, split)
         err.print(f"wrote {q} ({q.stat().st_size / 2**20:.1f} MiB)")
 
@@ -227,12 +274,10 @@ def deid(
     from fetalhc.deid import deidentify_file
 
     if fmt not in ("png", "dicom"):
-        err.print(f"[red]error:[/red] --format must be png or dicom, got {fmt!r}")
-        raise typer.Exit(2)
+        raise _error(f"--format must be png or dicom, got {fmt!r}")
     files = collect_inputs(inputs)
     if not files:
-        err.print("[red]error:[/red] no input files found")
-        raise typer.Exit(2)
+        raise _error("no input files found")
     failed = 0
     seen: set[str] = set()
     with _progress() as progress:
@@ -247,7 +292,7 @@ def deid(
                 deidentify_file(f, target, ocr=ocr)
             except (ValueError, OSError) as e:
                 failed += 1
-                err.print(f"[red]failed:[/red] {e}")
+                err.print(f"[red]failed:[/red] {escape(str(e))}")
             progress.advance(task)
     err.print(f"wrote {len(files) - failed} de-identified files to {out}")
     if failed:
@@ -259,14 +304,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
-    """Serve the web page and the HTTP API (needs the serve extra: pip install -e '.[serve]')."""
+    """Serve the web page and the HTTP API (needs the serve extra: pip install -e '.\\[serve]')."""
     try:
         import uvicorn
 
         from fetalhc.server import app as web_app
     except ImportError as e:
-        err.print(f"[red]error:[/red] serving needs the serve extra (pip install -e '.[serve]'): {e}")
-        raise typer.Exit(2) from None
+        raise _error(f"serving needs the serve extra (pip install -e '.[serve]'): {e}") from None
     uvicorn.run(web_app, host=host, port=port, access_log=False)
 
 

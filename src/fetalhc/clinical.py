@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from fetalhc.results import MeasureResult
+from fetalhc.flags import make_flag
 
 #: Gestational ages (weeks) a user may give; anything else is refused.
 GA_INPUT_RANGE_WEEKS = (10.0, 45.0)
@@ -160,62 +161,77 @@ def weeks_days(ga_weeks: float) -> str:
     return f"{days // 7}+{days % 7}"
 
 
-def add_flag(result: MeasureResult, code: str, reason: str) -> None:
-    """Append ``"code: reason"`` once (';' is the table's list separator, so it is replaced)."""
-    text = f"{code}: {reason.replace(';', ',')}"
-    if text not in result.flags:
-        result.flags.append(text)
+@dataclass(frozen=True)
+class Readout:
+    """The clinical read-out of one measurement (units in the names; ``None`` where undefined).
+
+    ``bpd_mm`` and ``ofd_mm`` are the minor and major axes of the fitted ellipse, outer to outer
+    (see :func:`readout`); ``flags`` are informative ("code: reason") and never on their own
+    send a reading to review (:data:`INFO_FLAGS`).
+    """
+
+    bpd_mm: float | None = None
+    ofd_mm: float | None = None
+    cephalic_index: float | None = None
+    ga_weeks: float | None = None
+    ga_hadlock_weeks: float | None = None
+    ga_intergrowth_weeks: float | None = None
+    hc_z: float | None = None
+    hc_centile: float | None = None
+    flags: tuple[str, ...] = ()
 
 
-def annotate(result: MeasureResult, ga_weeks: float | None = None) -> None:
-    """Fill the clinical fields of ``result`` in place.
+def readout(hc_mm: float | None, bpd_mm: float | None = None, ofd_mm: float | None = None,
+            ga_weeks: float | None = None) -> Readout:
+    """The clinical read-out of a head measured as ``hc_mm`` (ellipse HC), ``bpd_mm`` and ``ofd_mm``.
 
-    OFD = 2 x semi-axis a and BPD = 2 x semi-axis b of the ellipse fitted to the head mask, times
-    the pixel size (mm). The ellipse is fitted to the outer skull boundary, so both are
-    **outer-to-outer**; the conventional BPD (outer-to-inner, leading edge to leading edge) is
-    shorter by about one skull-wall thickness. Cephalic index = BPD/OFD x 100 (dimensionless).
-    GA by Hadlock 1984 and INTERGROWTH-21st (weeks), each ``None`` outside its valid range with
-    a flag. With ``ga_weeks`` (validated, 10-45 weeks) also the INTERGROWTH-21st HC z-score and
-    centile (percent). Without an HC in mm (no head, or no pixel size) the measured fields stay
-    ``None``; a given ``ga_weeks`` is still recorded (the report draws the curves without a point).
+    OFD and BPD are the major and minor axes of the ellipse fitted to the head mask (mm). The
+    ellipse is fitted to the outer skull boundary, so both are **outer-to-outer**; the conventional
+    BPD (outer-to-inner, leading edge to leading edge) is shorter by about one skull-wall
+    thickness. Cephalic index = BPD/OFD x 100 (dimensionless). GA by Hadlock 1984 and
+    INTERGROWTH-21st (weeks), each ``None`` outside its valid range with a flag. With ``ga_weeks``
+    (validated, 10-45 weeks) also the INTERGROWTH-21st HC z-score and centile (percent). Without an
+    HC in mm the measured fields stay ``None``; a given ``ga_weeks`` is still recorded (the report
+    draws the curves without a point).
+
+    >>> r = readout(175.0, 46.0, 60.0)
+    >>> round(r.cephalic_index, 1), round(r.ga_hadlock_weeks, 1)
+    (76.7, 20.0)
     """
     ga = validate_ga_weeks(ga_weeks) if ga_weeks is not None else None
-    if ga is not None:
-        result.ga_weeks = ga
-    if result.hc_mm is None or result.pixel_size_mm is None:
-        return
-    hc = result.hc_mm
-    if result.semi_axis_a_px is not None and result.semi_axis_b_px is not None:
-        result.ofd_mm = 2.0 * result.semi_axis_a_px * result.pixel_size_mm
-        result.bpd_mm = 2.0 * result.semi_axis_b_px * result.pixel_size_mm
-        if result.ofd_mm > 0:
-            ci = 100.0 * result.bpd_mm / result.ofd_mm
-            result.cephalic_index = ci
-            lo, hi = CEPHALIC_INDEX_RANGE
-            if ci < lo:
-                add_flag(result, FLAG_CEPHALIC_INDEX,
-                         f"CI {ci:.1f} < {lo:g} (dolichocephalic), BPD unreliable, HC preferred")
-            elif ci > hi:
-                add_flag(result, FLAG_CEPHALIC_INDEX,
-                         f"CI {ci:.1f} > {hi:g} (brachycephalic), BPD unreliable, HC preferred")
-
-    result.ga_hadlock_weeks = hadlock_ga_weeks(hc)
-    if result.ga_hadlock_weeks is None:
+    if hc_mm is None:
+        return Readout(ga_weeks=ga)
+    hc = hc_mm
+    flags: list[str] = []
+    ci: float | None = None
+    if bpd_mm is not None and ofd_mm is not None and ofd_mm > 0:
+        ci = 100.0 * bpd_mm / ofd_mm
+        lo, hi = CEPHALIC_INDEX_RANGE
+        if ci < lo:
+            flags.append(make_flag(FLAG_CEPHALIC_INDEX,
+                                   f"CI {ci:.1f} < {lo:g} (dolichocephalic), BPD unreliable, HC preferred"))
+        elif ci > hi:
+            flags.append(make_flag(FLAG_CEPHALIC_INDEX,
+                                   f"CI {ci:.1f} > {hi:g} (brachycephalic), BPD unreliable, HC preferred"))
+    ga_hadlock = hadlock_ga_weeks(hc)
+    if ga_hadlock is None:
         lo, hi = HADLOCK_HC_RANGE_MM
-        add_flag(result, FLAG_HADLOCK_RANGE,
-                 f"HC {hc:.1f} mm outside {lo:.0f}-{hi:.0f} mm (Hadlock 1984 valid for 14-42 weeks): no Hadlock GA")
-    result.ga_intergrowth_weeks = intergrowth_ga_weeks(hc)
-    if result.ga_intergrowth_weeks is None:
+        flags.append(make_flag(FLAG_HADLOCK_RANGE, f"HC {hc:.1f} mm outside {lo:.0f}-{hi:.0f} mm "
+                               "(Hadlock 1984 valid for 14-42 weeks): no Hadlock GA"))
+    ga_ig = intergrowth_ga_weeks(hc)
+    if ga_ig is None:
         lo, hi = INTERGROWTH_DATING_HC_RANGE_MM
-        add_flag(result, FLAG_INTERGROWTH_RANGE,
-                 f"HC {hc:.1f} mm outside {lo:.0f}-{hi:.0f} mm (INTERGROWTH-21st dating valid for 14-26 weeks): "
-                 "no INTERGROWTH-21st GA")
-
+        flags.append(make_flag(FLAG_INTERGROWTH_RANGE,
+                               f"HC {hc:.1f} mm outside {lo:.0f}-{hi:.0f} mm (INTERGROWTH-21st dating valid for "
+                               "14-26 weeks): no INTERGROWTH-21st GA"))
+    z = centile = None
     if ga is not None:
         zc = hc_z_centile(hc, ga)
         if zc is None:
             lo, hi = INTERGROWTH_STANDARD_GA_RANGE_WEEKS
-            add_flag(result, FLAG_CENTILE_RANGE,
-                     f"GA {ga:.1f} weeks outside {lo:g}-{hi:g} weeks of the INTERGROWTH-21st HC standard, no centile")
+            flags.append(make_flag(FLAG_CENTILE_RANGE, f"GA {ga:.1f} weeks outside {lo:g}-{hi:g} weeks of the "
+                                   "INTERGROWTH-21st HC standard, no centile"))
         else:
-            result.hc_z, result.hc_centile = zc
+            z, centile = zc
+    return Readout(bpd_mm=bpd_mm, ofd_mm=ofd_mm, cephalic_index=ci, ga_weeks=ga, ga_hadlock_weeks=ga_hadlock,
+                   ga_intergrowth_weeks=ga_ig, hc_z=z, hc_centile=centile, flags=tuple(flags))

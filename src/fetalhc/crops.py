@@ -17,6 +17,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 CORNERS = ("top_left", "top_right", "bottom_right", "bottom_left")
+#: The patent's crop scale Q.
+DEFAULT_Q = 0.9
+
+
+def validate_q(q: float) -> float:
+    """``q`` if it is a valid crop scale (0 < q <= 1), else ``ValueError``.
+
+    >>> validate_q(0.9)
+    0.9
+    """
+    if not 0.0 < q <= 1.0:
+        raise ValueError(f"crop scale q must lie in (0, 1], got {q}")
+    return q
 
 
 class CropMode(StrEnum):
@@ -47,7 +60,7 @@ class CropBox:
         return self.y1 - self.y0
 
 
-def corner_boxes(width_px: int, height_px: int, q: float = 0.9) -> list[CropBox]:
+def corner_boxes(width_px: int, height_px: int, q: float = DEFAULT_Q) -> list[CropBox]:
     """The patent's four corner crops of a ``width_px`` x ``height_px`` image.
 
     Each box is ``round(q * width_px)`` wide and ``round(q * height_px)`` high, anchored at
@@ -56,8 +69,7 @@ def corner_boxes(width_px: int, height_px: int, q: float = 0.9) -> list[CropBox]
     >>> [b.x0 for b in corner_boxes(100, 50, 0.9)]
     [0, 10, 10, 0]
     """
-    if not 0.0 < q <= 1.0:
-        raise ValueError(f"crop scale q must lie in (0, 1], got {q}")
+    validate_q(q)
     if width_px < 2 or height_px < 2:
         raise ValueError(f"image must be at least 2x2 pixels, got {width_px}x{height_px}")
     w = max(1, int(round(q * width_px)))
@@ -75,7 +87,7 @@ def crop_boxes(
     width_px: int,
     height_px: int,
     mode: CropMode | str = CropMode.CORNERS,
-    q: float = 0.9,
+    q: float = DEFAULT_Q,
     flips: bool = False,
 ) -> list[CropBox]:
     """Crop boxes for ``mode``; with ``flips`` each box appears twice, once flipped."""

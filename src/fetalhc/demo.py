@@ -26,7 +26,8 @@ def run_demo(out_dir: Path = Path("demo_out")) -> int:
     rows = run_batch([phantom], PipelineConfig(), BatchOptions(pixel_size_mm=px, overlay_dir=out_dir,
                                                                 mask_dir=out_dir, out=out_dir / "phantom.csv"))
     for r in rows:
-        print(f"  measured: hc_mm={r['hc_mm']} contour_hc_mm={r['contour_hc_mm']} status={r['status']}")
+        print(f"  measured: hc_mm={r['hc_mm']} patent_pixel_count_hc_mm={r['patent_pixel_count_hc_mm']} "
+              f"status={r['status']}")
     d = default_data_dir()
     if d is None:
         print("HC18 not found (set FETALHC_DATA): real-image demo skipped")

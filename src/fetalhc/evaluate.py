@@ -23,7 +23,7 @@ from fetalhc.io_utils import atomic_write_text, display_path, write_table
 from fetalhc.metrics import agreement, dice_jaccard, hausdorff_mm, roc_auc
 from fetalhc.pipeline import Pipeline, PipelineConfig
 from fetalhc.quality import band_sweep, calibrate_report
-from fetalhc.results import MeasureResult
+from fetalhc.results import MeasureResult, assemble
 
 #: evaluation mode -> pipeline settings
 MODES: dict[str, PipelineConfig] = {
@@ -34,10 +34,11 @@ MODES: dict[str, PipelineConfig] = {
     "corners+full+flips": PipelineConfig(crop_mode="corners+full", flips=True),
 }
 
-ESTIMATORS = {"ellipse": "hc_mm", "contour_cross": "contour_hc_mm", "contour_length": "contour_length_mm"}
+ESTIMATORS = {"ellipse": "hc_mm", "contour_cross": "patent_pixel_count_hc_mm", "contour_length": "contour_length_mm"}
 
-CASE_COLUMNS = ("file", "patient", "pixel_size_mm", "hc_ref_mm", "hc_mm", "contour_hc_mm", "contour_length_mm",
-                "dice", "jaccard", "hausdorff_mm", "abs_err_mm", "hc_band_mm", "mean_confidence", "crop_hc_spread",
+CASE_COLUMNS = ("file", "patient", "pixel_size_mm", "hc_ref_mm", "hc_mm", "patent_pixel_count_hc_mm",
+                "contour_length_mm", "dice", "jaccard", "hausdorff_mm", "abs_err_mm", "hc_band_mm", "edge_confidence",
+                "crop_hc_spread",
                 "status", "flags")
 
 
@@ -61,7 +62,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     # how well each per-image signal ranks the large errors (ROC AUC; 0.5 = no better than chance)
     # (each on the measured images where the signal exists; n says how many)
     measured = [r for r in ok if r.get("abs_err_mm") is not None]
-    signals = {"hc_band_mm": ("hc_band_mm", 1.0), "low_edge_confidence": ("mean_confidence", -1.0),
+    signals = {"hc_band_mm": ("hc_band_mm", 1.0), "low_edge_confidence": ("edge_confidence", -1.0),
                "crop_hc_spread": ("crop_hc_spread", 1.0)}  # name -> (column, sign: higher = less sure)
     aucs: dict[str, Any] = {}
     for name, (col, sign) in signals.items():
@@ -110,14 +111,14 @@ def case_row(res: MeasureResult, case: HC18Case, ref: NDArray[np.uint8]) -> dict
     dice, jac = dice_jaccard(pred, ref)
     return {
         "file": case.filename, "patient": case.patient, "pixel_size_mm": case.pixel_size_mm,
-        "hc_ref_mm": case.hc_mm, "hc_mm": res.hc_mm, "contour_hc_mm": res.contour_hc_mm,
+        "hc_ref_mm": case.hc_mm, "hc_mm": res.hc_mm, "patent_pixel_count_hc_mm": res.patent_pixel_count_hc_mm,
         "contour_length_mm": res.contour_length_mm, "dice": dice, "jaccard": jac,
         "hausdorff_mm": hausdorff_mm(pred, ref, case.pixel_size_mm),
         "abs_err_mm": abs(case.hc_mm - res.hc_mm) if res.hc_mm is not None else None,
-        "hc_band_mm": res.hc_band_mm, "mean_confidence": res.mean_confidence,
+        "hc_band_mm": res.hc_band_mm, "edge_confidence": res.edge_confidence,
         "crop_hc_spread": (max(res.crop_hc_px) - min(res.crop_hc_px)) / float(np.median(res.crop_hc_px))
         if len(res.crop_hc_px) >= 2 else None,
-        "status": res.status, "flags": ";".join(res.flags),
+        "status": res.status, "flags": list(res.flags),
     }
 
 
@@ -142,9 +143,9 @@ def evaluate_modes(pipes: dict[str, Pipeline], data_dir: Path, files: list[str],
         if ann is None:
             raise FileNotFoundError(f"{ann_path}: annotation missing or unreadable")
         ref, _ = reference_mask(ann)
-        prepared = next(iter(pipes.values())).prepare(img)  # all modes share the de-identification
+        clean = next(iter(pipes.values())).deidentify(img)  # all modes share the de-identification
         for mode, pipe in pipes.items():
-            rows[mode].append(case_row(pipe.run_prepared(prepared), case, ref))
+            rows[mode].append(case_row(assemble(pipe.analyse(clean)), case, ref))
         if progress is not None and task is not None:
             progress.advance(task)
     return rows

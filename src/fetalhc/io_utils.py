@@ -50,21 +50,38 @@ def write_png(path: str | Path, image: NDArray[np.generic]) -> Path:
     return atomic_write_bytes(path, buf.tobytes())
 
 
-def write_table(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Iterable[str]) -> Path:
-    """Write rows as CSV (``.csv``) or a JSON list (``.json``), atomically."""
-    p = Path(path)
+def csv_cell(value: Any) -> Any:
+    """One CSV cell: ``None`` -> "", a list or tuple -> a JSON array (unambiguous whatever its
+    items contain), anything else unchanged."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value), ensure_ascii=False) if value else ""
+    return value
+
+
+def table_text(rows: Iterable[Mapping[str, Any]], columns: Iterable[str], fmt: str) -> str:
+    """Rows as CSV text (``fmt="csv"``; list cells as JSON arrays) or a JSON list (``"json"``)."""
     cols = list(columns)
-    rows = [{c: r.get(c) for c in cols} for r in rows]
-    if p.suffix.lower() == ".json":
-        return atomic_write_text(p, json.dumps(rows, indent=2, allow_nan=False, default=str) + "\n")
-    if p.suffix.lower() != ".csv":
-        raise ValueError(f"{p}: results file must end in .csv or .json")
+    table = [{c: r.get(c) for c in cols} for r in rows]
+    if fmt == "json":
+        return json.dumps(table, indent=2, allow_nan=False, default=str) + "\n"
+    if fmt != "csv":
+        raise ValueError(f"table format must be csv or json, got {fmt!r}")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    return atomic_write_text(p, buf.getvalue())
+    for r in table:
+        w.writerow({k: csv_cell(v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def write_table(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Iterable[str]) -> Path:
+    """Write rows as CSV (``.csv``) or a JSON list (``.json``), atomically."""
+    p = Path(path)
+    if p.suffix.lower() not in (".csv", ".json"):
+        raise ValueError(f"{p}: results file must end in .csv or .json")
+    return atomic_write_text(p, table_text(rows, columns, p.suffix.lower()[1:]))
 
 
 def display_path(path: str | Path) -> str:

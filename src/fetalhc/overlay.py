@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from fetalhc.ellipse import Ellipse
 from fetalhc.results import MeasureResult
 
 
@@ -18,10 +17,8 @@ def draw_overlay(pixels: NDArray[np.uint8], result: MeasureResult) -> NDArray[np
     if result.mask is not None and result.mask.any():
         contours, _ = cv2.findContours(result.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(out, contours, -1, (0, 200, 0), scale)
-    if result.semi_axis_a_px is not None and result.semi_axis_b_px is not None:
-        assert result.center_x_px is not None and result.center_y_px is not None and result.angle_deg is not None
-        e = Ellipse(result.center_x_px, result.center_y_px, result.semi_axis_a_px, result.semi_axis_b_px,
-                    result.angle_deg)
+    e = result.ellipse
+    if e is not None:
         pts = np.round(e.points(720)).astype(np.int32)
         cv2.polylines(out, [pts], True, (0, 220, 255), scale, cv2.LINE_AA)
         th = np.radians(e.angle_deg)

@@ -1,27 +1,23 @@
-"""The measurement pipeline: load -> de-identify -> crops -> segment -> fuse -> measure ->
-clinical read-out -> quality flags. Each arrow is a plain value; each stage lives in its
-own module and is tested alone."""
+"""The measurement pipeline: de-identify -> segment (crops, network, fusion) -> measure ->
+clinical read-out -> quality verdict. Each arrow is a plain value, each stage a function of its
+own module; :class:`Pipeline` only composes them and returns one :class:`Outcome`.
+:mod:`fetalhc.results` turns an outcome into a table row.
+"""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-from numpy.typing import NDArray
-
-from fetalhc import clinical, quality
-from fetalhc.boundary import iso_contour_xy, pixel_count_length_px, polyline_length_px
-from fetalhc.crops import CropBox, CropMode, crop_boxes, extract_crop
+from fetalhc.clinical import Readout, readout
+from fetalhc.crops import CropMode, validate_q
 from fetalhc.deid import deidentify_pixels
-from fetalhc.ellipse import Ellipse, fit_ellipse_points
-from fetalhc.fuse import binarize, fuse_probabilities
-from fetalhc.image import UltrasoundImage, load_image, to_grey_uint8
-from fetalhc.results import MeasureResult
+from fetalhc.image import UltrasoundImage
+from fetalhc.measurement import Measurement, measure
+from fetalhc.quality import QualityThresholds, Verdict, assess
 from fetalhc.segment import Segmenter
+from fetalhc.segmentation import Segmentation, segment
 
 
 @dataclass(frozen=True)
@@ -36,11 +32,14 @@ class PipelineConfig:
         deidentify: blank burned-in text before anything else sees the image.
         deid_ocr: also read text with Tesseract and blank what it finds (slower; see deid).
         element: structuring element of the patent's boundary ("cross" or "square").
-        min_edge_confidence: below this mean certainty |2p - 1| along the mask's edge the
-            mask is discarded and the image reported as "no head found" (calibrated on the
-            validation split: see README).
+        min_edge_confidence: below this edge confidence (mean certainty |2p - 1| within
+            ``edge_band_px`` of the mask's edge) the mask is discarded and the image reported as
+            "no head found": a soft blob, not a head. (Readings above it but below
+            ``quality.min_boundary_confidence`` are kept and flagged for review.)
+        edge_band_px: half-width (pixels) of the band in which the edge confidence is measured.
         band_thresholds: (low, high) head probabilities whose outlines bound the HC
-            uncertainty band ``hc_band_mm`` (see :func:`hc_band_px`).
+            uncertainty band ``hc_band_mm`` (see :func:`fetalhc.measurement.hc_band_px`).
+        quality: limits of the quality checks (reports print the ones used).
     """
 
     crop_mode: str = CropMode.CORNERS.value
@@ -51,32 +50,50 @@ class PipelineConfig:
     deid_ocr: bool = False
     element: str = "cross"
     min_edge_confidence: float = 0.2
+    edge_band_px: int = 7
     band_thresholds: tuple[float, float] = (0.2, 0.8)
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
 
     def __post_init__(self) -> None:
         CropMode(self.crop_mode)
-        if not 0.0 < self.q <= 1.0:
-            raise ValueError(f"q must lie in (0, 1], got {self.q}")
+        validate_q(self.q)
         lo, hi = self.band_thresholds
         if not 0.0 < lo < hi < 1.0:
             raise ValueError(f"band thresholds must satisfy 0 < low < high < 1, got {self.band_thresholds}")
 
+    @property
+    def crop_label(self) -> str:
+        """The crop mode as results record it, e.g. "corners+flips"."""
+        return self.crop_mode + ("+flips" if self.flips else "")
 
-@dataclass
-class Segmentation:
-    """Output of the segment + fuse stages for one image (all arrays of the image's size)."""
 
-    probability: NDArray[np.float32]
-    mask: NDArray[np.uint8]
-    boxes: list[CropBox]
-    crop_probs: list[NDArray[np.float32]]
+@dataclass(frozen=True)
+class Outcome:
+    """Everything the pipeline made of one image.
+
+    Attributes:
+        image: the de-identified image every output (overlay, report, SR) must use.
+        segmentation: fused probability, network mask and crops.
+        measurement: geometry in pixels and millimetres.
+        readout: the clinical read-out.
+        verdict: status and flags.
+        config: the settings used.
+    """
+
+    image: UltrasoundImage
+    segmentation: Segmentation
+    measurement: Measurement
+    readout: Readout
+    verdict: Verdict
+    config: PipelineConfig
 
 
 class Pipeline:
     """Measure head circumference on images with one loaded model.
 
-    >>> pipe = Pipeline()                                   # doctest: +SKIP
-    >>> pipe.measure("010_HC.png", pixel_size_mm=0.12).hc_mm  # doctest: +SKIP
+    >>> from fetalhc.results import assemble                # doctest: +SKIP
+    >>> outcome = Pipeline().run(load_image("010_HC.png", pixel_size_mm=0.12))  # doctest: +SKIP
+    >>> assemble(outcome).hc_mm                             # doctest: +SKIP
     """
 
     def __init__(self, model_path: str | Path | None = None, config: PipelineConfig | None = None,
@@ -90,169 +107,29 @@ class Pipeline:
         other.config = config
         return other
 
-    def segment(self, pixels: NDArray[np.uint8]) -> Segmentation:
-        """Crops -> network -> fused probability -> largest filled component."""
-        cfg = self.config
-        h, w = pixels.shape
-        boxes = crop_boxes(w, h, cfg.crop_mode, cfg.q, cfg.flips)
-        crops = np.stack([extract_crop(pixels, b, self.segmenter.input_hw) for b in boxes])
-        probs = list(self.segmenter.predict(crops))
-        fused = fuse_probabilities(probs, boxes, (h, w))
-        return Segmentation(fused, binarize(fused, cfg.threshold), boxes, probs)
-
-    def prepare(self, image: UltrasoundImage) -> UltrasoundImage:
+    def deidentify(self, image: UltrasoundImage) -> UltrasoundImage:
         """Stage 2: the de-identified image every later stage (and every output) sees."""
-        return deidentify_pixels(image, ocr=self.config.deid_ocr) if self.config.deidentify else image
-
-    def run(self, image: UltrasoundImage, ga_weeks: float | None = None) -> MeasureResult:
-        """Measure one loaded image. Never raises for a poor image: problems become flags."""
-        return self.run_prepared(self.prepare(image), ga_weeks)
-
-    def run_prepared(self, image: UltrasoundImage, ga_weeks: float | None = None) -> MeasureResult:
-        """Measure an image that :meth:`prepare` already de-identified."""
         cfg = self.config
-        seg = self.segment(image.pixels)
-        res = MeasureResult(file=image.name, pixel_size_mm=image.pixel_size_mm,
-                            pixel_size_source=image.pixel_size_source,
-                            crop_mode=cfg.crop_mode + ("+flips" if cfg.flips else ""))
-        res.probability, res.mask = seg.probability, seg.mask
-        res.flags.extend(f"source_note: {n}" for n in image.notes if not n.startswith("deid:"))
-        if seg.mask.any():
-            res.mean_confidence = quality.boundary_confidence(seg.probability, seg.mask)
-            if res.mean_confidence < cfg.min_edge_confidence:
-                # a soft blob with no sharp edge anywhere: the network saw no head
-                seg.mask = np.zeros_like(seg.mask)
-                res.mask = seg.mask
-        if seg.mask.any():
-            measure_mask(res, seg.mask, cfg.element)
-            res.crop_hc_px = crop_hcs_px(seg)
-            res.hc_band_px = hc_band_px(seg.probability, cfg.band_thresholds)
-            if res.hc_band_px is not None and res.pixel_size_mm is not None:
-                res.hc_band_mm = res.hc_band_px * res.pixel_size_mm
-        clinical.annotate(res, ga_weeks)
-        quality.assess(res, mask=seg.mask, probability=seg.probability, image_shape_hw=image.pixels.shape[:2])
-        return res
+        return deidentify_pixels(image, ocr=cfg.deid_ocr) if cfg.deidentify else image
 
-    def measure(self, image: UltrasoundImage | NDArray[np.generic] | str | Path,
-                pixel_size_mm: float | None = None, ga_weeks: float | None = None) -> MeasureResult:
-        """Load (if given a path or array) and measure one image; see :func:`measure`."""
-        img = as_image(image)
-        if pixel_size_mm is not None:
-            img = img.with_pixel_size(pixel_size_mm, "user")
-        return self.run(img, ga_weeks)
+    def analyse(self, clean: UltrasoundImage, ga_weeks: float | None = None,
+                input_flags: tuple[str, ...] = ()) -> Outcome:
+        """Measure an image that :meth:`deidentify` already cleaned. Never raises for a poor
+        image: problems become flags. ``input_flags`` ("code: reason") join the verdict's flags."""
+        cfg = self.config
+        seg = segment(clean.pixels, self.segmenter, cfg.crop_mode, cfg.q, cfg.flips, cfg.threshold)
+        m = measure(seg, clean.pixel_size_mm, clean.pixel_size_source, element=cfg.element,
+                    min_edge_confidence=cfg.min_edge_confidence, edge_band_px=cfg.edge_band_px,
+                    band_thresholds=cfg.band_thresholds)
+        r = readout(m.hc_mm, m.bpd_mm, m.ofd_mm, ga_weeks)
+        notes = tuple(n for n in clean.notes if not n.startswith("deid:"))
+        verdict = assess(m, r, thresholds=cfg.quality, notes=notes, input_flags=input_flags)
+        return Outcome(clean, seg, m, r, verdict, cfg)
+
+    def run(self, image: UltrasoundImage, ga_weeks: float | None = None,
+            input_flags: tuple[str, ...] = ()) -> Outcome:
+        """De-identify and measure one loaded image."""
+        return self.analyse(self.deidentify(image), ga_weeks, input_flags)
 
 
-def as_image(image: UltrasoundImage | NDArray[np.generic] | str | Path) -> UltrasoundImage:
-    """An :class:`UltrasoundImage` from a path, an array or an image object."""
-    if isinstance(image, UltrasoundImage):
-        return image
-    if isinstance(image, (str, Path)):
-        return load_image(image)
-    return UltrasoundImage(to_grey_uint8(np.asarray(image)))
-
-
-def measure_mask(res: MeasureResult, mask: NDArray[np.uint8], element: str = "cross") -> None:
-    """Fill the geometric fields of ``res`` (pixels, and mm where the pixel size is known)."""
-    pts = iso_contour_xy(mask)
-    try:
-        ell = fit_ellipse_points(pts)
-    except ValueError:
-        return
-    res.center_x_px, res.center_y_px = ell.center_x_px, ell.center_y_px
-    res.semi_axis_a_px, res.semi_axis_b_px, res.angle_deg = ell.semi_axis_a_px, ell.semi_axis_b_px, ell.angle_deg
-    res.hc_px = ell.perimeter_px
-    res.contour_hc_px = pixel_count_length_px(mask, element)
-    res.contour_length_px = polyline_length_px(pts)
-    if res.pixel_size_mm is not None:
-        s = res.pixel_size_mm
-        res.hc_mm = res.hc_px * s
-        res.contour_hc_mm = res.contour_hc_px * s
-        res.contour_length_mm = res.contour_length_px * s
-
-
-def crop_hcs_px(seg: Segmentation) -> list[float]:
-    """Ellipse HC (pixels of the input image) of each crop's own mask, for the crops-disagree
-    flag. Measured at network resolution, the edge points scaled back to the crop's box; a
-    flipped crop is averaged with its unflipped twin first."""
-    by_name: dict[str, list[tuple[CropBox, NDArray[np.float32]]]] = {}
-    for b, p in zip(seg.boxes, seg.crop_probs, strict=True):
-        by_name.setdefault(b.name.removesuffix("_flip"), []).append((b, p[:, ::-1] if b.flip else p))
-    out = []
-    for items in by_name.values():
-        box = items[0][0]
-        prob = np.mean([p for _, p in items], axis=0)
-        m = binarize(prob)
-        if not m.any():
-            continue
-        pts = iso_contour_xy(m)
-        # network pixel centres -> input-image pixel coordinates inside the box
-        sx, sy = box.width_px / prob.shape[1], box.height_px / prob.shape[0]
-        pts = np.stack([(pts[:, 0] + 0.5) * sx - 0.5, (pts[:, 1] + 0.5) * sy - 0.5], axis=1)
-        try:
-            out.append(fit_ellipse_points(pts).perimeter_px)
-        except ValueError:
-            continue
-    return out
-
-
-def ellipse_hc_px(prob: NDArray[np.floating], threshold: float) -> float | None:
-    """Ellipse HC (pixels) of the head outline where ``prob`` crosses ``threshold``; None if
-    nothing lies above it or no ellipse fits.
-
-    The outline is the chain of edge pixel centres (OpenCV), about half a pixel inside the
-    edge: fast, and the offset cancels in :func:`hc_band_px`'s difference."""
-    m = binarize(prob, threshold)
-    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    if not contours:
-        return None
-    pts = max(contours, key=len)[:, 0, :].astype(np.float64)
-    try:
-        return fit_ellipse_points(pts).perimeter_px
-    except ValueError:
-        return None
-
-
-def hc_band_px(prob: NDArray[np.floating], thresholds: tuple[float, float] = (0.2, 0.8)) -> float | None:
-    """The HC uncertainty band (pixels of perimeter, not a radial width): the ellipse HC of the
-    outline at the low probability threshold minus that at the high one.
-
-    A sharp network edge gives a narrow band (a few pixels of perimeter); an edge the network
-    is unsure of (faint or broken skull, shadowing) gives a wide one. On the HC18 validation
-    split the band in millimetres ranks large errors better than any other per-image signal
-    (README, "Quality flags"). None when either outline is missing.
-    """
-    lo, hi = thresholds
-    if not 0.0 < lo < hi < 1.0:
-        raise ValueError(f"band thresholds must satisfy 0 < low < high < 1, got {thresholds}")
-    outer, inner = ellipse_hc_px(prob, lo), ellipse_hc_px(prob, hi)
-    if outer is None or inner is None:
-        return None
-    return outer - inner
-
-
-@lru_cache(maxsize=4)
-def _default_pipeline(model_path: str | None, config: PipelineConfig) -> Pipeline:
-    return Pipeline(model_path, config)
-
-
-def measure(image: UltrasoundImage | NDArray[np.generic] | str | Path, pixel_size_mm: float | None = None, *,
-            ga_weeks: float | None = None, config: PipelineConfig | None = None,
-            model_path: str | Path | None = None) -> MeasureResult:
-    """Measure the fetal head circumference on one image with the shipped model.
-
-    Args:
-        image: a file path (PNG, JPEG, BMP, TIFF, DICOM), a grey/RGB array, or an UltrasoundImage.
-        pixel_size_mm: pixel size in millimetres; overrides any size the file carries. Without
-            any, lengths are given in pixels only (``hc_mm`` is None and a flag says so).
-        ga_weeks: gestational age in weeks, for the HC z-score and centile.
-        config: pipeline settings (crop mode, Q, flips, ...).
-        model_path: another ONNX model with its metadata JSON beside it.
-
-    Returns:
-        A :class:`~fetalhc.results.MeasureResult`; ``hc_mm`` is the clinical ellipse HC.
-    """
-    pipe = _default_pipeline(str(model_path) if model_path else None, config or PipelineConfig())
-    return pipe.measure(image, pixel_size_mm, ga_weeks)
-
-
-__all__ = ["Ellipse", "Pipeline", "PipelineConfig", "Segmentation", "measure"]
+__all__ = ["Outcome", "Pipeline", "PipelineConfig"]

@@ -14,6 +14,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from fetalhc.clinical import validate_ga_weeks
 from fetalhc.image import validate_pixel_size
 
 _PIXEL_COLS = ("pixel size(mm)", "pixel_size_mm", "pixel_size", "pixel size (mm)")
@@ -69,9 +70,10 @@ def read_pixel_size_csv(path: str | Path) -> dict[str, CsvEntry]:
         px_mm = validate_pixel_size(cells[px_col], f"{p}: line {n}") if cells[px_col] else None
         ga_w = None
         if ga_col is not None and ga_col < len(cells) and cells[ga_col]:
-            if not _is_number(cells[ga_col]):
-                raise ValueError(f"{p}: line {n}: gestational age {cells[ga_col]!r} is not a number")
-            ga_w = float(cells[ga_col])
+            try:
+                ga_w = validate_ga_weeks(cells[ga_col])
+            except ValueError as e:
+                raise ValueError(f"{p}: line {n}: {e}") from None
         entry = CsvEntry(px_mm, ga_w)
         name = Path(cells[file_col]).name
         out[name] = entry

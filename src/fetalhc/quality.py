@@ -1,9 +1,11 @@
 """Stage 9: quality flags. Decide ``status`` = "ok" | "review" and say why.
 
-Each check appends ``"code: reason"`` to ``result.flags``. A result is "ok" only when every
-flag it carries is informative (:attr:`QualityThresholds.info_flags`: the cephalic-index and
-formula-range flags of :mod:`fetalhc.clinical`, which leave the HC itself in no doubt); any
-other flag, including one this module does not know, sends it to "review".
+:func:`assess` judges a :class:`~fetalhc.measurement.Measurement` and its read-out and returns
+a :class:`Verdict`; it reads what the measure step computed and recomputes nothing. Each check
+gives ``"code: reason"`` flags. A reading is "ok" only when every flag it carries is
+informative (:attr:`QualityThresholds.info_flags`: the cephalic-index and formula-range flags of
+:mod:`fetalhc.clinical`, which leave the HC itself in no doubt); any other flag, including one
+this module does not know, sends it to "review".
 
 All thresholds live in :class:`QualityThresholds`. The defaults are first guesses from
 geometry and from the HC18 training set (HC 44-346 mm, pixel size 0.049-0.39 mm, ellipse
@@ -14,16 +16,15 @@ validation table so that they can be tuned.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
-from numpy.typing import NDArray
 
-from fetalhc.clinical import INFO_FLAGS, add_flag
+from fetalhc.clinical import INFO_FLAGS, Readout
 from fetalhc.ellipse import Ellipse
-from fetalhc.results import MeasureResult
+from fetalhc.flags import decode_flags, flag_code, make_flag
+from fetalhc.measurement import Measurement
 
 FLAG_NO_HEAD = "no_head_found"
 FLAG_BORDER = "head_cut_by_border"
@@ -35,6 +36,9 @@ FLAG_HC_UNCERTAIN = "hc_uncertain"
 FLAG_PIXEL_SIZE_MISSING = "pixel_size_missing"
 FLAG_PIXEL_SIZE_IMPLAUSIBLE = "pixel_size_implausible"
 FLAG_HC_RANGE = "hc_out_of_range"
+#: informative flags about where the pixel size came from (set by the caller, see fetalhc.batch)
+FLAG_PIXEL_SIZE_OVERRIDDEN = "pixel_size_overridden"
+FLAG_PIXEL_SIZE_NOT_IN_CSV = "pixel_size_not_in_csv"
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,8 @@ class QualityThresholds:
         max_crop_spread: (max - min) / median of the per-crop ellipse HCs (0.05 = 5 %, about
             9 mm at 20 weeks).
         min_boundary_confidence: mean |2p - 1| of the probability in a band of
-            +-``confidence_band_px`` around the mask edge; 0.5 is reached by a logistic edge
+            +-``edge_band_px`` (PipelineConfig) around the mask edge; 0.5 is reached by a logistic edge
             about 3 px wide (a sharp network edge gives > 0.8).
-        confidence_band_px: half-width (px) of that band.
         max_hc_band_mm: widest acceptable HC uncertainty band (``result.hc_band_mm``: ellipse
             HC at head probability 0.2 minus that at 0.8), mm. 8 mm is +-4 mm of HC, about +-2.5 days
             of growth at 20 weeks (HC grows some 11 mm a week then).
@@ -84,202 +87,131 @@ class QualityThresholds:
     max_crop_spread: float = 0.03
     min_boundary_confidence: float = 0.40
     max_hc_band_mm: float = 8.0
-    confidence_band_px: int = 7
     pixel_size_range_mm: tuple[float, float] = (0.02, 1.0)
     hc_range_mm: tuple[float, float] = (40.0, 400.0)
-    info_flags: frozenset[str] = field(default_factory=lambda: INFO_FLAGS)
+    info_flags: frozenset[str] = field(
+        default_factory=lambda: INFO_FLAGS | {FLAG_PIXEL_SIZE_OVERRIDDEN, FLAG_PIXEL_SIZE_NOT_IN_CSV})
 
 
-def flag_code(flag: str) -> str:
-    """The code of a ``"code: reason"`` flag."""
-    return flag.split(":", 1)[0].strip()
+@dataclass(frozen=True)
+class Verdict:
+    """The quality judgement of one reading.
+
+    Attributes:
+        status: "ok" or "review".
+        flags: every flag of the reading, in order: notes from loading the image, the read-out's
+            informative flags, then this module's checks ("code: reason").
+        thresholds: the limits the checks used (reports print them).
+    """
+
+    status: str
+    flags: tuple[str, ...]
+    thresholds: QualityThresholds
 
 
-def boundary_confidence(probability: NDArray[np.floating], mask: NDArray[np.generic], band_px: int = 7) -> float:
-    """Mean certainty |2p - 1| (0..1) of ``probability`` in a band of +-``band_px`` pixels around
-    the edge of ``mask``; 0.0 when the mask has no edge."""
-    m = (np.asarray(mask) > 0).astype(np.uint8)
-    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-    if rows.size == 0:
-        return 0.0
-    # the band lies within band_px of the mask's bounding box: work on that window only
-    h, w = m.shape
-    y0, y1 = max(0, rows[0] - band_px - 1), min(h, rows[-1] + band_px + 2)
-    x0, x1 = max(0, cols[0] - band_px - 1), min(w, cols[-1] + band_px + 2)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
-    sub = m[y0:y1, x0:x1]
-    band = cv2.dilate(sub, k) > cv2.erode(sub, k)
-    if not band.any():
-        return 0.0
-    p = np.asarray(probability)[y0:y1, x0:x1]
-    return float(np.abs(2.0 * p[band].astype(np.float64) - 1.0).mean())
-
-
-def mask_ellipse_iou(mask: NDArray[np.generic], ellipse: Ellipse) -> float:
-    """Intersection over union of ``mask`` and ``ellipse`` rasterised on the same grid."""
-    m = np.asarray(mask) > 0
-    h, w = m.shape
-    # both lie inside the union of their bounding boxes: compare on that window only
-    r = max(ellipse.semi_axis_a_px, ellipse.semi_axis_b_px) + 2
-    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-    y0, y1 = int(max(0, ellipse.center_y_px - r)), int(min(h, ellipse.center_y_px + r + 2))
-    x0, x1 = int(max(0, ellipse.center_x_px - r)), int(min(w, ellipse.center_x_px + r + 2))
-    if rows.size:
-        y0, y1 = min(y0, int(rows[0])), max(y1, int(rows[-1]) + 1)
-        x0, x1 = min(x0, int(cols[0])), max(x1, int(cols[-1]) + 1)
-    if y0 >= y1 or x0 >= x1:
-        return 0.0
-    shifted = replace(ellipse, center_x_px=ellipse.center_x_px - x0, center_y_px=ellipse.center_y_px - y0)
-    e = shifted.rasterize((y1 - y0, x1 - x0)) > 0
-    sub = m[y0:y1, x0:x1]
-    union = np.count_nonzero(sub | e)
-    return float(np.count_nonzero(sub & e) / union) if union else 0.0
-
-
-def ellipse_outside_px(ellipse: Ellipse, shape_hw: tuple[int, int]) -> float:
-    """How far (px) the ellipse reaches beyond the image's pixel centres (0 when inside)."""
-    h, w = shape_hw
-    th = math.radians(ellipse.angle_deg)
-    a, b = ellipse.semi_axis_a_px, ellipse.semi_axis_b_px
-    half_w = math.hypot(a * math.cos(th), b * math.sin(th))  # half extent along x
-    half_h = math.hypot(a * math.sin(th), b * math.cos(th))  # half extent along y
-    cx, cy = ellipse.center_x_px, ellipse.center_y_px
-    return max(0.0, -(cx - half_w), cx + half_w - (w - 1), -(cy - half_h), cy + half_h - (h - 1))
-
-
-def border_contact_px(mask: NDArray[np.generic]) -> int:
-    """Number of mask pixels on the outermost rows and columns of the image."""
-    m = np.asarray(mask) > 0
-    frame = np.zeros_like(m)
-    frame[0, :] = frame[-1, :] = frame[:, 0] = frame[:, -1] = True
-    return int(np.count_nonzero(m & frame))
-
-
-def _ellipse_of(result: MeasureResult) -> Ellipse | None:
-    r = result
-    if None in (r.center_x_px, r.center_y_px, r.semi_axis_a_px, r.semi_axis_b_px, r.angle_deg):
-        return None
-    assert r.center_x_px is not None and r.center_y_px is not None and r.angle_deg is not None
-    assert r.semi_axis_a_px is not None and r.semi_axis_b_px is not None
-    return Ellipse(r.center_x_px, r.center_y_px, r.semi_axis_a_px, r.semi_axis_b_px, r.angle_deg)
-
-
-def assess(result: MeasureResult, *, mask: NDArray[np.generic] | None, probability: NDArray[np.floating] | None,
-           image_shape_hw: tuple[int, int], thresholds: QualityThresholds | None = None) -> None:
-    """Set ``result.status`` to "ok" or "review" and append the quality flags with their reasons.
+def assess(m: Measurement, readout: Readout, *, thresholds: QualityThresholds | None = None,
+           notes: tuple[str, ...] = (), input_flags: tuple[str, ...] = ()) -> Verdict:
+    """Judge a measurement: "ok" only when every flag is informative (``thresholds.info_flags``).
 
     Args:
-        result: a measured result; flags already present (e.g. from :func:`fetalhc.clinical.annotate`)
-            are kept and count towards the status.
-        mask: binary head mask (H, W), or ``None`` when segmentation found nothing.
-        probability: head probability (H, W) in [0, 1], or ``None``; used for the boundary
-            confidence (also stored in ``result.mean_confidence`` when that is unset).
-        image_shape_hw: (height, width) of the image in pixels.
+        m: the measurement (:func:`fetalhc.measurement.measure`); read, never recomputed.
+        readout: its clinical read-out; its flags are kept and count towards the status.
         thresholds: limits of the checks; :class:`QualityThresholds` defaults when ``None``.
-
-    A result with ``error`` set keeps status "failed".
+        notes: remarks from loading the image (e.g. conflicting DICOM spacings), kept as
+            ``source_note`` flags, which send the reading to review.
+        input_flags: flags the caller raised about the inputs (e.g. ``pixel_size_overridden``).
     """
     t = thresholds or QualityThresholds()
-    h, w = int(image_shape_hw[0]), int(image_shape_hw[1])
-    _check_pixel_size(result, t)
-    _check_hc_range(result, t)
-    m = None if mask is None else np.asarray(mask) > 0
-    ell = _ellipse_of(result)
-    if m is None or not m.any():
-        add_flag(result, FLAG_NO_HEAD, "the segmentation mask is empty")
+    flags = [make_flag("source_note", n) for n in notes] + list(input_flags)
+    flags += readout.flags
+    flags += _check_pixel_size(m, t)
+    flags += _check_hc_range(m, t)
+    ell = m.ellipse
+    if m.mask_area_px == 0:
+        flags.append(make_flag(FLAG_NO_HEAD, "the segmentation mask is empty"))
     elif ell is None or ell.semi_axis_b_px <= 0:
-        add_flag(result, FLAG_NO_HEAD, f"mask of {int(m.sum())} px but no ellipse could be fitted")
+        flags.append(make_flag(FLAG_NO_HEAD, f"mask of {m.mask_area_px} px but no ellipse could be fitted"))
     else:
-        _check_geometry(result, m, ell, (h, w), t)
-        _check_confidence(result, m, probability, t)
-    _check_crops(result, t)
-    _check_band(result, t)
-    if result.error is not None:
-        result.status = "failed"
-        return
-    review = [f for f in result.flags if flag_code(f) not in t.info_flags]
-    result.status = "review" if review else "ok"
+        flags += _check_geometry(m, ell, t)
+        flags += _check_confidence(m, t)
+    flags += _check_crops(m, t)
+    flags += _check_band(m, t)
+    unique = tuple(dict.fromkeys(flags))
+    review = [f for f in unique if flag_code(f) not in t.info_flags]
+    return Verdict("review" if review else "ok", unique, t)
 
 
-def _check_pixel_size(result: MeasureResult, t: QualityThresholds) -> None:
-    s = result.pixel_size_mm
+def _check_pixel_size(m: Measurement, t: QualityThresholds) -> list[str]:
+    s = m.pixel_size_mm
     if s is None:
-        add_flag(result, FLAG_PIXEL_SIZE_MISSING, "no pixel size, lengths in pixels only")
-        return
+        return [make_flag(FLAG_PIXEL_SIZE_MISSING, "no pixel size, lengths in pixels only")]
     lo, hi = t.pixel_size_range_mm
     if not (math.isfinite(s) and lo <= s <= hi):
-        add_flag(result, FLAG_PIXEL_SIZE_IMPLAUSIBLE,
-                 f"pixel size {s:.4g} mm outside {lo:g}-{hi:g} mm (source: {result.pixel_size_source})")
+        return [make_flag(FLAG_PIXEL_SIZE_IMPLAUSIBLE, f"pixel size {s:.4g} mm outside {lo:g}-{hi:g} mm "
+                          f"(source: {m.pixel_size_source})")]
+    return []
 
 
-def _check_hc_range(result: MeasureResult, t: QualityThresholds) -> None:
-    if result.hc_mm is None:
-        return
+def _check_hc_range(m: Measurement, t: QualityThresholds) -> list[str]:
+    hc = m.hc_mm
     lo, hi = t.hc_range_mm
-    if not lo <= result.hc_mm <= hi:
-        add_flag(result, FLAG_HC_RANGE, f"HC {result.hc_mm:.1f} mm outside the plausible {lo:g}-{hi:g} mm")
+    if hc is None or lo <= hc <= hi:
+        return []
+    return [make_flag(FLAG_HC_RANGE, f"HC {hc:.1f} mm outside the plausible {lo:g}-{hi:g} mm")]
 
 
-def _check_geometry(result: MeasureResult, m: NDArray[np.bool_], ell: Ellipse, shape_hw: tuple[int, int],
-                    t: QualityThresholds) -> None:
-    h, w = shape_hw
-    touch = border_contact_px(m)
+def _check_geometry(m: Measurement, ell: Ellipse, t: QualityThresholds) -> list[str]:
+    flags = []
+    h, w = m.image_shape_hw
     limit = t.border_touch_max_frac * ell.perimeter_px
-    outside = ellipse_outside_px(ell, (h, w))
-    if touch > limit:
-        add_flag(result, FLAG_BORDER, f"mask runs along the image border for {touch} px (limit {limit:.0f} px)")
+    outside = m.ellipse_outside_px or 0.0
+    if m.border_contact_px > limit:
+        flags.append(make_flag(FLAG_BORDER, f"mask runs along the image border for {m.border_contact_px} px "
+                               f"(limit {limit:.0f} px)"))
     elif outside > t.ellipse_outside_max_px:
-        add_flag(result, FLAG_BORDER, f"fitted ellipse reaches {outside:.0f} px beyond the image")
-
-    area_frac = float(m.sum()) / float(h * w)
+        flags.append(make_flag(FLAG_BORDER, f"fitted ellipse reaches {outside:.0f} px beyond the image"))
+    area_frac = float(m.mask_area_px) / float(h * w)
     if not t.min_area_frac <= area_frac <= t.max_area_frac:
-        add_flag(result, FLAG_IMPLAUSIBLE_MASK, f"mask covers {100 * area_frac:.2f} % of the image "
-                 f"(plausible {100 * t.min_area_frac:g}-{100 * t.max_area_frac:g} %)")
+        flags.append(make_flag(FLAG_IMPLAUSIBLE_MASK, f"mask covers {100 * area_frac:.2f} % of the image "
+                               f"(plausible {100 * t.min_area_frac:g}-{100 * t.max_area_frac:g} %)"))
     aspect = ell.semi_axis_b_px / ell.semi_axis_a_px
     if aspect < t.min_aspect_ratio:
-        add_flag(result, FLAG_IMPLAUSIBLE_MASK, f"axis ratio b/a {aspect:.2f} < {t.min_aspect_ratio:g}")
-
-    residual = 1.0 - mask_ellipse_iou(m, ell)
+        flags.append(make_flag(FLAG_IMPLAUSIBLE_MASK, f"axis ratio b/a {aspect:.2f} < {t.min_aspect_ratio:g}"))
+    residual = 1.0 - (m.fit_iou or 0.0)
     if residual > t.max_fit_residual:
-        add_flag(result, FLAG_FIT_RESIDUAL,
-                 f"mask and fitted ellipse disagree, 1 - IoU = {residual:.3f} > {t.max_fit_residual:g}")
+        flags.append(make_flag(FLAG_FIT_RESIDUAL, f"mask and fitted ellipse disagree, 1 - IoU = {residual:.3f} > "
+                               f"{t.max_fit_residual:g}"))
+    return flags
 
 
-def _check_confidence(result: MeasureResult, m: NDArray[np.bool_], probability: NDArray[np.floating] | None,
-                      t: QualityThresholds) -> None:
-    conf: float | None = None
-    if probability is not None:
-        p = np.asarray(probability)
-        if p.shape != m.shape:
-            raise ValueError(f"probability shape {p.shape} differs from mask shape {m.shape}")
-        conf = boundary_confidence(p, m, t.confidence_band_px)
-        if result.mean_confidence is None:
-            result.mean_confidence = conf
-    elif result.mean_confidence is not None:
-        conf = result.mean_confidence
+def _check_confidence(m: Measurement, t: QualityThresholds) -> list[str]:
+    conf = m.edge_confidence
     if conf is not None and conf < t.min_boundary_confidence:
-        add_flag(result, FLAG_LOW_CONFIDENCE,
-                 f"mean boundary certainty |2p-1| = {conf:.2f} < {t.min_boundary_confidence:g}")
+        return [make_flag(FLAG_LOW_CONFIDENCE,
+                          f"mean boundary certainty |2p-1| = {conf:.2f} < {t.min_boundary_confidence:g}")]
+    return []
 
 
-def _check_crops(result: MeasureResult, t: QualityThresholds) -> None:
-    hcs = [float(x) for x in result.crop_hc_px if x is not None and math.isfinite(float(x))]
+def _check_crops(m: Measurement, t: QualityThresholds) -> list[str]:
+    hcs = [x for x in m.crop_hc_px if math.isfinite(x)]
     if len(hcs) < 2:
-        return
+        return []
     med = float(np.median(hcs))
     if med <= 0:
-        return
+        return []
     spread = (max(hcs) - min(hcs)) / med
-    if spread > t.max_crop_spread:
-        add_flag(result, FLAG_CROPS_DISAGREE, f"{len(hcs)} crop HCs {min(hcs):.0f}-{max(hcs):.0f} px, "
-                 f"spread {100 * spread:.1f} % > {100 * t.max_crop_spread:g} %")
+    if spread <= t.max_crop_spread:
+        return []
+    return [make_flag(FLAG_CROPS_DISAGREE, f"{len(hcs)} crop HCs {min(hcs):.0f}-{max(hcs):.0f} px, "
+                      f"spread {100 * spread:.1f} % > {100 * t.max_crop_spread:g} %")]
 
 
-def _check_band(result: MeasureResult, t: QualityThresholds) -> None:
-    band = result.hc_band_mm
-    if band is not None and band > t.max_hc_band_mm:
-        add_flag(result, FLAG_HC_UNCERTAIN, f"HC uncertainty band {band:.1f} mm > {t.max_hc_band_mm:g} mm "
-                 "(outlines at low and high head probability differ)")
+def _check_band(m: Measurement, t: QualityThresholds) -> list[str]:
+    band = m.hc_band_mm
+    if band is None or band <= t.max_hc_band_mm:
+        return []
+    return [make_flag(FLAG_HC_UNCERTAIN, f"HC uncertainty band {band:.1f} mm > {t.max_hc_band_mm:g} mm "
+                      "(outlines at low and high head probability differ)")]
 
 
 def _as_float(v: Any) -> float | None:
@@ -321,7 +253,7 @@ def calibrate_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"fraction_over_{lim}mm_caught"] = sum(big) / len(big) if big else None
     by_flag: dict[str, dict[str, Any]] = {}
     for r, e in zip(rows, errs, strict=True):
-        codes = {flag_code(f) for f in str(r.get("flags") or "").split(";") if f.strip()}
+        codes = {flag_code(f) for f in decode_flags(r.get("flags"))}
         for c in codes:
             d = by_flag.setdefault(c, {"n": 0, "errs": [], "over_4mm": 0})
             d["n"] += 1
@@ -345,8 +277,8 @@ def band_sweep(rows: list[dict[str, Any]], limits_mm: tuple[float, ...] = (6.0, 
     for limit in limits_mm:
         swept = []
         for r in rows:
-            others = [f for f in str(r.get("flags") or "").split(";")
-                      if f.strip() and flag_code(f) not in info_flags and flag_code(f) != FLAG_HC_UNCERTAIN]
+            others = [f for f in decode_flags(r.get("flags"))
+                      if flag_code(f) not in info_flags and flag_code(f) != FLAG_HC_UNCERTAIN]
             band = _as_float(r.get("hc_band_mm"))
             failed = str(r.get("status", "")).strip() not in ("ok", "review")
             review = failed or bool(others) or (band is not None and band > limit)

@@ -26,7 +26,6 @@ from fetalhc.clinical import (
     intergrowth_hc_mean_sd,
     weeks_days,
 )
-from fetalhc.ellipse import Ellipse
 from fetalhc.image import to_grey_uint8
 from fetalhc.io_utils import atomic_write_bytes
 from fetalhc.quality import QualityThresholds
@@ -87,22 +86,13 @@ def render_report(result: MeasureResult, image: NDArray[np.generic], stem: str) 
     return fig
 
 
-def _ellipse(result: MeasureResult) -> Ellipse | None:
-    r = result
-    if r.center_x_px is None or r.center_y_px is None or r.angle_deg is None:
-        return None
-    if r.semi_axis_a_px is None or r.semi_axis_b_px is None:
-        return None
-    return Ellipse(r.center_x_px, r.center_y_px, r.semi_axis_a_px, r.semi_axis_b_px, r.angle_deg)
-
-
 def _draw_image(ax: Axes, result: MeasureResult, image: NDArray[np.generic]) -> None:
     grey = to_grey_uint8(np.asarray(image))
     h, w = grey.shape
     ax.imshow(grey, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
     ax.set_xticks([])
     ax.set_yticks([])
-    e = _ellipse(result)
+    e = result.ellipse
     if e is None:
         ax.text(0.5, 0.5, "no head found", ha="center", va="center", fontsize=14, color="#ff5050",
                 transform=ax.transAxes)
@@ -140,12 +130,13 @@ def _table_rows(result: MeasureResult) -> list[tuple[str, str, str]]:
     if no_mm:
         hc_note = f"no pixel size: {r.hc_px:.0f} px"
     ig_lo, ig_hi = INTERGROWTH_DATING_GA_RANGE_WEEKS
+    band_limit = (r.thresholds or QualityThresholds()).max_hc_band_mm
     rows = [
         ("HC, ellipse (clinical)", _mm(r.hc_mm), hc_note),
-        ("HC, patent contour (biased)", _mm(r.contour_hc_mm),
+        ("HC, patent contour (biased)", _mm(r.patent_pixel_count_hc_mm),
          "patent: boundary-pixel count, reads ~10 % short"),
         ("HC uncertainty band", _mm(r.hc_band_mm),
-         f"HC at probability 0.2 minus at 0.8 (> {QualityThresholds().max_hc_band_mm:g}: review)"),
+         f"HC at probability 0.2 minus at 0.8 (> {band_limit:g}: review)"),
         ("OFD, outer-to-outer", _mm(r.ofd_mm), "major axis of the fitted ellipse"),
         ("BPD, outer-to-outer", _mm(r.bpd_mm), "minor axis (outer-inner BPD is one wall less)"),
         ("Cephalic index", _NA if r.cephalic_index is None else f"{r.cephalic_index:.1f}",

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse
 from fetalhc.image import ImageLoadError, load_image
 from fetalhc.overlay import draw_overlay
 from fetalhc.pipeline import Pipeline, PipelineConfig
+from fetalhc.results import assemble
 
 MAX_UPLOAD_BYTES = 50 * 2**20
 
@@ -71,13 +72,11 @@ async def measure_upload(
     except (ImageLoadError, ValueError) as e:
         msg = str(e).replace(tmp_name, "upload") if tmp_name else str(e)
         raise HTTPException(400, msg) from None
-    pipe = _pipeline(config)
-    clean = pipe.prepare(img)
-    res = pipe.run_prepared(clean, ga_weeks)
-    res.file = "upload"
+    outcome = _pipeline(config).run(img, ga_weeks)
+    res = assemble(outcome, file="upload")
     out: dict[str, Any] = {"result": res.row()}
     if overlay:
-        ok, buf = cv2.imencode(".png", draw_overlay(clean.pixels, res))
+        ok, buf = cv2.imencode(".png", draw_overlay(outcome.image.pixels, res))
         out["overlay_png_base64"] = base64.b64encode(buf.tobytes()).decode() if ok else None
     return out
 
@@ -109,7 +108,7 @@ Images are processed in memory and not stored.</small></p>
 <div id="out"></div>
 <script>
 const f = document.getElementById('f'), out = document.getElementById('out');
-const show = ['hc_mm','hc_px','contour_hc_mm','bpd_mm','ofd_mm','cephalic_index','ga_hadlock_weeks',
+const show = ['hc_mm','hc_px','patent_pixel_count_hc_mm','bpd_mm','ofd_mm','cephalic_index','ga_hadlock_weeks',
   'ga_intergrowth_weeks','hc_z','hc_centile','pixel_size_mm','pixel_size_source','status','flags'];
 f.onsubmit = async (e) => {
   e.preventDefault(); out.textContent = 'measuring...';

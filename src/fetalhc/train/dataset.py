@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from fetalhc.crops import CropBox, corner_boxes, extract_crop
+from fetalhc.crops import DEFAULT_Q, CropBox, corner_boxes, extract_crop
 from fetalhc.hc18 import HC18Case, load_case
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -63,7 +63,8 @@ def build_augment():  # type: ignore[no-untyped-def]
     )
 
 
-def random_box(width_px: int, height_px: int, rng: random.Random, q: float = 0.9, p_full: float = 0.2) -> CropBox:
+def random_box(width_px: int, height_px: int, rng: random.Random, q: float = DEFAULT_Q,
+               p_full: float = 0.2) -> CropBox:
     """A corner crop (q jittered by +-0.05) or, with probability ``p_full``, the whole image."""
     if rng.random() < p_full:
         return CropBox("full", 0, 0, width_px, height_px)

@@ -14,6 +14,7 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from fetalhc.crops import DEFAULT_Q
 from fetalhc.hc18 import load_split, read_cases
 from fetalhc.io_utils import display_path
 from fetalhc.train.dataset import build_augment, load_samples, make_pair, random_box
@@ -46,11 +48,12 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     poly_power: float = 0.9
     input_hw: tuple[int, int] = (256, 384)
-    q: float = 0.9
+    q: float = DEFAULT_Q  # the patent's crop scale
     seed: int = 0
     threads: int = 2
     bf16: bool | None = None  # None: use it where the CPU has native bf16
     max_minutes: float | None = None
+    device: str = "auto"  # "cpu", "cuda" or "auto"
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -73,10 +76,19 @@ def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
     return 1.0 if s == 0 else float(2 * np.logical_and(pred, ref).sum() / s)
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train; resume from ``out_dir/last.pt`` if it exists. Returns the final checkpoint path."""
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def resolve_device(name: str) -> torch.device:
+    """"cpu", "cuda" (or "cuda:N"), or "auto" (CUDA where torch sees a GPU, else the CPU)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA GPU (is the CPU build of torch installed?)")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda or auto, got {name!r}")
+    return dev
+
+
+def _start_log(out: Path) -> None:
     for old in [h for h in log.handlers if isinstance(h, logging.FileHandler)]:
         log.removeHandler(old)  # a previous run's log file in this process
         old.close()
@@ -84,30 +96,19 @@ def train(cfg: TrainConfig) -> Path:
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    torch.set_num_threads(cfg.threads)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    use_bf16 = cpu_has_bf16() if cfg.bf16 is None else cfg.bf16
 
-    data_dir = Path(cfg.data_dir)
-    split = load_split(Path(cfg.split_file))
-    cases = {c.filename: c for c in read_cases(data_dir)}
-    t0 = time.time()
-    train_s = load_samples(data_dir, [cases[f] for f in split["train"]])
-    val_s = load_samples(data_dir, [cases[f] for f in split["val"]])
-    log.info("loaded %d train / %d val cases in %.0f s", len(train_s), len(val_s), time.time() - t0)
 
-    model = build_model(cfg.arch, pretrained=cfg.pretrained).to(memory_format=torch.channels_last)
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, or the patent's SGD (momentum 0.9)."""
     if cfg.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
-        )
-    elif cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {cfg.optimizer!r}")
-    steps_per_epoch = len(train_s) // cfg.batch_size
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {cfg.optimizer!r}")
+
+
+def lr_schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """Learning rate at a step: linear warm-up, then the patent's poly decay to zero."""
     total = steps_per_epoch * cfg.epochs
     warm = int(cfg.warmup_epochs * steps_per_epoch)
 
@@ -116,14 +117,86 @@ def train(cfg: TrainConfig) -> Path:
             return cfg.lr * (step + 1) / warm
         return cfg.lr * (1 - (step - warm) / max(1, total - warm)) ** cfg.poly_power
 
-    start_epoch, step = 0, 0
+    return lr_at
+
+
+def make_batch(samples: list, idx: list[int], rng: random.Random, cfg: TrainConfig, augment: object,  # type: ignore[type-arg]
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented batch of crops (channels-last images, soft masks) on ``device``."""
+    xs, ys = [], []
+    for i in idx:
+        s = samples[i]
+        h, w = s.image.shape
+        x, y = make_pair(s, random_box(w, h, rng, cfg.q), cfg.input_hw, augment)
+        xs.append(x)
+        ys.append(y)
+    xb = torch.from_numpy(np.stack(xs))[:, None].to(device).contiguous(memory_format=torch.channels_last)
+    return xb, torch.from_numpy(np.stack(ys))[:, None].to(device)
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
+               cfg: TrainConfig, use_bf16: bool) -> float:
+    """One optimiser step; returns the loss (binary cross-entropy, plus soft Dice with "ce+dice")."""
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        logits = model(xb)
+    logits = logits.float()
+    loss = F.binary_cross_entropy_with_logits(logits, yb)
+    if cfg.loss == "ce+dice":
+        loss = loss + soft_dice_loss(logits, yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, epoch: int, step: int,
+                    cfg: TrainConfig) -> None:
+    """Write ``path`` atomically (a killed run keeps its previous checkpoint)."""
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "step": step,
+                "config": asdict(cfg)}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, int]:
+    """Restore model and optimiser from ``path``; returns (epochs done, steps done), (0, 0) if absent."""
+    if not path.exists():
+        return 0, 0
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    log.info("resumed from %s at epoch %d", path, state["epoch"])
+    return int(state["epoch"]), int(state["step"])
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train; resume from ``out_dir/last.pt`` if it exists. Returns the final checkpoint path."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _start_log(out)
+    torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    use_bf16 = (cpu_has_bf16() if device.type == "cpu" else torch.cuda.is_bf16_supported()) if cfg.bf16 is None \
+        else cfg.bf16
+
+    data_dir = Path(cfg.data_dir)
+    split = load_split(Path(cfg.split_file))
+    cases = {c.filename: c for c in read_cases(data_dir)}
+    t0 = time.time()
+    train_s = load_samples(data_dir, [cases[f] for f in split["train"]])
+    val_s = load_samples(data_dir, [cases[f] for f in split["val"]])
+    log.info("loaded %d train / %d val cases in %.0f s; device %s", len(train_s), len(val_s), time.time() - t0,
+             device)
+
+    model = build_model(cfg.arch, pretrained=cfg.pretrained).to(device).to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, cfg)
+    steps_per_epoch = len(train_s) // cfg.batch_size
+    lr_at = lr_schedule(cfg, steps_per_epoch)
     ckpt = out / "last.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start_epoch, step = state["epoch"], state["step"]
-        log.info("resumed from %s at epoch %d", ckpt, start_epoch)
+    start_epoch, step = load_checkpoint(ckpt, model, opt)
     # record paths relative to the working directory (the repo root) so logs carry no local paths
     record = {k: display_path(v) if k in ("data_dir", "split_file", "out_dir") else v for k, v in asdict(cfg).items()}
     (out / "config.json").write_text(json.dumps(record, indent=2))
@@ -132,7 +205,7 @@ def train(cfg: TrainConfig) -> Path:
     t_start = time.time()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         disable=not sys.stderr.isatty())
-    task = progress.add_task("training", total=total, completed=step)
+    task = progress.add_task("training", total=steps_per_epoch * cfg.epochs, completed=step)
     with progress:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
@@ -140,33 +213,16 @@ def train(cfg: TrainConfig) -> Path:
             rng.shuffle(order)
             t_ep, loss_sum = time.time(), 0.0
             for b in range(steps_per_epoch):
-                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                xs, ys = [], []
-                for i in idx:
-                    s = train_s[i]
-                    h, w = s.image.shape
-                    x, y = make_pair(s, random_box(w, h, rng, cfg.q), cfg.input_hw, augment)
-                    xs.append(x)
-                    ys.append(y)
-                xb = torch.from_numpy(np.stack(xs))[:, None].contiguous(memory_format=torch.channels_last)
-                yb = torch.from_numpy(np.stack(ys))[:, None]
+                xb, yb = make_batch(train_s, order[b * cfg.batch_size : (b + 1) * cfg.batch_size], rng, cfg, augment,
+                                    device)
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                    logits = model(xb)
-                logits = logits.float()
-                loss = F.binary_cross_entropy_with_logits(logits, yb)
-                if cfg.loss == "ce+dice":
-                    loss = loss + soft_dice_loss(logits, yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss_value = train_step(model, opt, xb, yb, cfg, use_bf16)
                 step += 1
-                loss_value = float(loss.detach())
                 progress.update(task, advance=1, description=f"epoch {epoch + 1}/{cfg.epochs} loss {loss_value:.3f}")
                 loss_sum += loss_value
                 if b % 20 == 0:
-                    log.info("epoch %d step %d/%d loss %.4f lr %.2e", epoch, b, steps_per_epoch, float(loss),
+                    log.info("epoch %d step %d/%d loss %.4f lr %.2e", epoch, b, steps_per_epoch, loss_value,
                              lr_at(step))
             msg = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "epoch_s": round(time.time() - t_ep, 1),
                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
@@ -175,10 +231,7 @@ def train(cfg: TrainConfig) -> Path:
             log.info("EPOCH %s", json.dumps(msg))
             with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(msg) + "\n")
-            tmp = out / "last.pt.tmp"
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "step": step,
-                        "config": asdict(cfg)}, tmp)
-            tmp.replace(ckpt)
+            save_checkpoint(ckpt, model, opt, epoch + 1, step, cfg)
             if cfg.max_minutes is not None and (time.time() - t_start) / 60 > cfg.max_minutes:
                 log.info("stopping: time budget of %.0f min reached", cfg.max_minutes)
                 break
@@ -195,8 +248,9 @@ def validate(model: torch.nn.Module, samples: list, input_hw: tuple[int, int], b
     for s in samples:
         h, w = s.image.shape
         x, y = make_pair(s, CropBox("full", 0, 0, w, h), input_hw)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            lg = model(torch.from_numpy(x)[None, None].contiguous(memory_format=torch.channels_last))
-        scores.append(dice_score(lg.float()[0, 0].numpy() > 0, y > 0.5))
+        device = next(model.parameters()).device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            lg = model(torch.from_numpy(x)[None, None].to(device).contiguous(memory_format=torch.channels_last))
+        scores.append(dice_score(lg.float()[0, 0].cpu().numpy() > 0, y > 0.5))
     model.train()
     return float(np.mean(scores)) if scores else math.nan

@@ -1,0 +1,247 @@
+"""Stage 6-7: the ``measure`` step. From one :class:`~fetalhc.segmentation.Segmentation` it
+computes, once, everything the later stages need: the head mask, the clinical ellipse, the
+patent's pixel-count length, the unbiased contour length, the HC uncertainty band, the per-crop
+HCs, the edge confidence and the mask's geometry, in pixels, and converts lengths to millimetres
+once. :mod:`fetalhc.clinical` and :mod:`fetalhc.quality` read this value and never recompute it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from fetalhc.boundary import iso_contour_xy, pixel_count_length_px, polyline_length_px
+from fetalhc.crops import CropBox
+from fetalhc.ellipse import Ellipse, fit_ellipse_points
+from fetalhc.fuse import binarize
+from fetalhc.segmentation import Segmentation
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The geometry of one head. ``_px``: pixels of the input image; ``_mm``: millimetres (``None``
+    without a pixel size). Fields are ``None`` where they could not be measured.
+
+    Attributes:
+        image_shape_hw: (rows, columns) of the image.
+        pixel_size_mm: the pixel size used for every ``_mm`` field.
+        pixel_size_source: where it came from ("user", "csv", "dicom:...", "none").
+        head_mask: the final head mask (H, W) uint8 0/1 (all zeros when no head was found).
+        edge_confidence: mean certainty |2p - 1| (0..1) of the fused probability within
+            ``edge_band_px`` of the network mask's edge (before the mask may be discarded for it).
+        ellipse: the clinical ellipse fitted to the mask's sub-pixel edge.
+        hc_px: its Ramanujan perimeter (the clinical HC).
+        patent_pixel_count_hc_px: the patent's length: number of pixels of dilation minus mask
+            (biased: about x0.90 of the perimeter with the cross element, x1.27 with the square).
+        contour_length_px: unbiased length of the mask's own edge (marching squares).
+        hc_band_px: ellipse HC of the outline at the low band probability minus that at the high one.
+        crop_hc_px: ellipse HC of each crop's own mask (a flipped crop averaged with its twin first).
+        mask_area_px: head-mask pixels.
+        border_contact_px: head-mask pixels on the outermost image rows and columns.
+        ellipse_outside_px: how far the ellipse reaches beyond the image's pixel centres (0 inside).
+        fit_iou: intersection over union of the mask and the rasterised ellipse.
+    """
+
+    image_shape_hw: tuple[int, int]
+    pixel_size_mm: float | None
+    pixel_size_source: str
+    head_mask: NDArray[np.uint8] = field(repr=False, compare=False)
+    edge_confidence: float | None = None
+    ellipse: Ellipse | None = None
+    hc_px: float | None = None
+    patent_pixel_count_hc_px: float | None = None
+    contour_length_px: float | None = None
+    hc_band_px: float | None = None
+    crop_hc_px: tuple[float, ...] = ()
+    mask_area_px: int = 0
+    border_contact_px: int = 0
+    ellipse_outside_px: float | None = None
+    fit_iou: float | None = None
+
+    def mm(self, length_px: float | None) -> float | None:
+        """A length in pixels as millimetres (``None`` without a pixel size or a length)."""
+        return None if length_px is None or self.pixel_size_mm is None else length_px * self.pixel_size_mm
+
+    @property
+    def hc_mm(self) -> float | None:
+        """The clinical HC in millimetres."""
+        return self.mm(self.hc_px)
+
+    @property
+    def patent_pixel_count_hc_mm(self) -> float | None:
+        return self.mm(self.patent_pixel_count_hc_px)
+
+    @property
+    def contour_length_mm(self) -> float | None:
+        return self.mm(self.contour_length_px)
+
+    @property
+    def hc_band_mm(self) -> float | None:
+        return self.mm(self.hc_band_px)
+
+    @property
+    def ofd_mm(self) -> float | None:
+        """Occipito-frontal diameter: the ellipse's major axis (outer to outer), mm."""
+        return None if self.ellipse is None or self.hc_mm is None else self.mm(2.0 * self.ellipse.semi_axis_a_px)
+
+    @property
+    def bpd_mm(self) -> float | None:
+        """Biparietal diameter: the ellipse's minor axis (outer to outer), mm."""
+        return None if self.ellipse is None or self.hc_mm is None else self.mm(2.0 * self.ellipse.semi_axis_b_px)
+
+
+def measure(seg: Segmentation, pixel_size_mm: float | None, pixel_size_source: str = "none", *, element: str = "cross",
+            min_edge_confidence: float = 0.2, edge_band_px: int = 7,
+            band_thresholds: tuple[float, float] = (0.2, 0.8)) -> Measurement:
+    """Measure the head in ``seg`` (see :class:`Measurement`).
+
+    A mask whose edge confidence is below ``min_edge_confidence`` is a soft blob with no sharp
+    edge anywhere: the network saw no head, and the mask is discarded (``head_mask`` all zeros).
+    ``element`` is the structuring element of the patent's boundary ("cross" or "square").
+    """
+    shape_hw = (int(seg.mask.shape[0]), int(seg.mask.shape[1]))
+    mask = seg.mask
+    conf: float | None = None
+    if mask.any():
+        conf = boundary_confidence(seg.probability, mask, edge_band_px)
+        if conf < min_edge_confidence:
+            mask = np.zeros_like(mask)
+    m = Measurement(shape_hw, pixel_size_mm, pixel_size_source, mask, edge_confidence=conf,
+                    mask_area_px=int(np.count_nonzero(mask)), border_contact_px=border_contact_px(mask))
+    if not mask.any():
+        return m
+    m = replace(m, crop_hc_px=tuple(crop_hcs_px(seg.boxes, seg.crop_probs)),
+                hc_band_px=hc_band_px(seg.probability, band_thresholds))
+    pts = iso_contour_xy(mask)
+    try:
+        ell = fit_ellipse_points(pts)
+    except ValueError:
+        return m
+    return replace(m, ellipse=ell, hc_px=ell.perimeter_px,
+                   patent_pixel_count_hc_px=pixel_count_length_px(mask, element),
+                   contour_length_px=polyline_length_px(pts), ellipse_outside_px=ellipse_outside_px(ell, shape_hw),
+                   fit_iou=mask_ellipse_iou(mask, ell) if ell.semi_axis_b_px > 0 else None)
+
+
+def boundary_confidence(probability: NDArray[np.floating], mask: NDArray[np.generic], band_px: int = 7) -> float:
+    """Mean certainty |2p - 1| (0..1) of ``probability`` in a band of +-``band_px`` pixels around
+    the edge of ``mask``; 0.0 when the mask has no edge."""
+    m = (np.asarray(mask) > 0).astype(np.uint8)
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        return 0.0
+    # the band lies within band_px of the mask's bounding box: work on that window only
+    h, w = m.shape
+    y0, y1 = max(0, rows[0] - band_px - 1), min(h, rows[-1] + band_px + 2)
+    x0, x1 = max(0, cols[0] - band_px - 1), min(w, cols[-1] + band_px + 2)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_px + 1, 2 * band_px + 1))
+    sub = m[y0:y1, x0:x1]
+    band = cv2.dilate(sub, k) > cv2.erode(sub, k)
+    if not band.any():
+        return 0.0
+    p = np.asarray(probability)[y0:y1, x0:x1]
+    return float(np.abs(2.0 * p[band].astype(np.float64) - 1.0).mean())
+
+
+def mask_ellipse_iou(mask: NDArray[np.generic], ellipse: Ellipse) -> float:
+    """Intersection over union of ``mask`` and ``ellipse`` rasterised on the same grid."""
+    m = np.asarray(mask) > 0
+    h, w = m.shape
+    # both lie inside the union of their bounding boxes: compare on that window only
+    r = max(ellipse.semi_axis_a_px, ellipse.semi_axis_b_px) + 2
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    y0, y1 = int(max(0, ellipse.center_y_px - r)), int(min(h, ellipse.center_y_px + r + 2))
+    x0, x1 = int(max(0, ellipse.center_x_px - r)), int(min(w, ellipse.center_x_px + r + 2))
+    if rows.size:
+        y0, y1 = min(y0, int(rows[0])), max(y1, int(rows[-1]) + 1)
+        x0, x1 = min(x0, int(cols[0])), max(x1, int(cols[-1]) + 1)
+    if y0 >= y1 or x0 >= x1:
+        return 0.0
+    shifted = replace(ellipse, center_x_px=ellipse.center_x_px - x0, center_y_px=ellipse.center_y_px - y0)
+    e = shifted.rasterize((y1 - y0, x1 - x0)) > 0
+    sub = m[y0:y1, x0:x1]
+    union = np.count_nonzero(sub | e)
+    return float(np.count_nonzero(sub & e) / union) if union else 0.0
+
+
+def ellipse_outside_px(ellipse: Ellipse, shape_hw: tuple[int, int]) -> float:
+    """How far (px) the ellipse reaches beyond the image's pixel centres (0 when inside)."""
+    h, w = shape_hw
+    th = math.radians(ellipse.angle_deg)
+    a, b = ellipse.semi_axis_a_px, ellipse.semi_axis_b_px
+    half_w = math.hypot(a * math.cos(th), b * math.sin(th))  # half extent along x
+    half_h = math.hypot(a * math.sin(th), b * math.cos(th))  # half extent along y
+    cx, cy = ellipse.center_x_px, ellipse.center_y_px
+    return max(0.0, -(cx - half_w), cx + half_w - (w - 1), -(cy - half_h), cy + half_h - (h - 1))
+
+
+def border_contact_px(mask: NDArray[np.generic]) -> int:
+    """Number of mask pixels on the outermost rows and columns of the image."""
+    m = np.asarray(mask) > 0
+    frame = np.zeros_like(m)
+    frame[0, :] = frame[-1, :] = frame[:, 0] = frame[:, -1] = True
+    return int(np.count_nonzero(m & frame))
+
+
+def crop_hcs_px(boxes: tuple[CropBox, ...] | list[CropBox],
+                crop_probs: tuple[NDArray[np.float32], ...] | list[NDArray[np.float32]]) -> list[float]:
+    """Ellipse HC (pixels of the input image) of each crop's own mask, for the crops-disagree
+    flag. Measured at network resolution, the edge points scaled back to the crop's box; a
+    flipped crop is averaged with its unflipped twin first."""
+    by_name: dict[str, list[tuple[CropBox, NDArray[np.float32]]]] = {}
+    for b, p in zip(boxes, crop_probs, strict=True):
+        by_name.setdefault(b.name.removesuffix("_flip"), []).append((b, p[:, ::-1] if b.flip else p))
+    out = []
+    for items in by_name.values():
+        box = items[0][0]
+        prob = np.mean([p for _, p in items], axis=0)
+        m = binarize(prob)
+        if not m.any():
+            continue
+        pts = iso_contour_xy(m)
+        # network pixel centres -> input-image pixel coordinates inside the box
+        sx, sy = box.width_px / prob.shape[1], box.height_px / prob.shape[0]
+        pts = np.stack([(pts[:, 0] + 0.5) * sx - 0.5, (pts[:, 1] + 0.5) * sy - 0.5], axis=1)
+        try:
+            out.append(fit_ellipse_points(pts).perimeter_px)
+        except ValueError:
+            continue
+    return out
+
+
+def ellipse_hc_px(prob: NDArray[np.floating], threshold: float) -> float | None:
+    """Ellipse HC (pixels) of the head outline where ``prob`` crosses ``threshold``; None if
+    nothing lies above it or no ellipse fits.
+
+    The outline is the chain of edge pixel centres (OpenCV), about half a pixel inside the
+    edge: fast, and the offset cancels in :func:`hc_band_px`'s difference."""
+    m = binarize(prob, threshold)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return None
+    pts = max(contours, key=len)[:, 0, :].astype(np.float64)
+    try:
+        return fit_ellipse_points(pts).perimeter_px
+    except ValueError:
+        return None
+
+
+def hc_band_px(prob: NDArray[np.floating], thresholds: tuple[float, float] = (0.2, 0.8)) -> float | None:
+    """The HC uncertainty band (pixels of perimeter, not a radial width): the ellipse HC of the
+    outline at the low probability threshold minus that at the high one.
+
+    A sharp network edge gives a narrow band (a few pixels of perimeter); an edge the network
+    is unsure of (faint or broken skull, shadowing) gives a wide one. None when either outline
+    is missing.
+    """
+    lo, hi = thresholds
+    if not 0.0 < lo < hi < 1.0:
+        raise ValueError(f"band thresholds must satisfy 0 < low < high < 1, got {thresholds}")
+    outer, inner = ellipse_hc_px(prob, lo), ellipse_hc_px(prob, hi)
+    if outer is None or inner is None:
+        return None
+    return outer - inner
