@@ -29,6 +29,7 @@ class BatchOptions:
     report_dir: Path | None = None
     frame: int | None = None
     out: Path | None = None
+    sr_dir: Path | None = None
 
 
 def iter_images(path: Path, frame: int | None = None) -> Iterator[tuple[int | None, UltrasoundImage]]:
@@ -98,6 +99,11 @@ def measure_file(pipe: Pipeline, path: Path, opts: BatchOptions, seen: set[str])
                 from fetalhc.report import write_report
 
                 write_report(res, clean.pixels, opts.report_dir, stem)
+            if opts.sr_dir is not None:
+                from fetalhc.sr import algorithm_identity_from_info, write_sr_for_result
+
+                write_sr_for_result(res, path, opts.sr_dir, frame=frame, stem=stem,
+                                    algorithm=algorithm_identity_from_info(pipe.segmenter.info))
         except (ImageLoadError, ValueError, OSError) as e:
             res = MeasureResult(file=str(path), error=str(e), status="failed")
             out.append(res)

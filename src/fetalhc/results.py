@@ -42,6 +42,7 @@ TABLE_COLUMNS = (
     "mean_confidence",
     "frame",
     "error",
+    "sr_file",
 )
 
 
@@ -90,6 +91,8 @@ class MeasureResult:
     mean_confidence: float | None = None
     frame: int | None = None
     error: str | None = None
+    #: the DICOM SR written for this result (``--sr-dir``), or ``None``
+    sr_file: str | None = None
     #: fused head probability (H, W) float32 in [0, 1]; not written to the table
     probability: NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
     #: binary head mask (H, W) uint8 0/1; not written to the table
