@@ -333,3 +333,43 @@ def test_cli_csv_has_sr_file_column(tmp_path):
     assert r.exit_code == 0, r.output
     (row,) = list(csv.DictReader(out.open()))
     assert row["sr_file"] == "" and FLAG_SR_NOT_WRITTEN not in row["flags"]  # no --sr-dir: no note
+
+
+def test_batch_cine_writes_one_sr_per_frame(tmp_path):
+    from fetalhc.batch import BatchOptions, run_batch
+    from fetalhc.pipeline import PipelineConfig
+
+    frames = np.stack([make_phantom(270, 400, Ellipse(200, 135, 120 - 10 * k, 95 - 8 * k, 20.0), seed=k)[0]
+                       for k in range(2)])
+    cine = write_us_dicom(tmp_path / "cine.dcm", frames, SOPClassUID=UltrasoundMultiFrameImageStorage,
+                          SequenceOfUltrasoundRegions=[us_region((0, 0, 399, 269))])
+    rows = run_batch([cine], PipelineConfig(), BatchOptions(sr_dir=tmp_path / "sr"))
+    assert [r["frame"] for r in rows] == [0, 1]
+    src = pydicom.dcmread(cine, stop_before_pixels=True)
+    for r in rows:
+        ds = pydicom.dcmread(r["sr_file"])
+        assert Path(r["sr_file"]).name == f"cine_frame{r['frame']:04d}_sr.dcm"
+        ref = _items(ds, "SCOORD")[0].ContentSequence[0].ReferencedSOPSequence[0]
+        assert ref.ReferencedSOPInstanceUID == src.SOPInstanceUID
+        assert int(ref.ReferencedFrameNumber) == r["frame"] + 1
+        assert _nums(ds)[("11984-2", "LN")][0] == pytest.approx(r["hc_mm"], abs=0.006)
+    # both frames' SRs share one new series of the source's study
+    series = {pydicom.dcmread(r["sr_file"]).SeriesInstanceUID for r in rows}
+    assert len(series) == 1 and src.SeriesInstanceUID not in series
+
+
+def test_sr_from_a_vendor_ultrasound_header(tmp_path):
+    """pydicom-data's US1_UNCR.dcm: a real scanner's header (patient, study and equipment modules)."""
+    from pydicom.data import get_testdata_file
+
+    try:
+        path = get_testdata_file("US1_UNCR.dcm", download=False)
+    except Exception:  # noqa: BLE001 - pydicom-data absent or not cached
+        path = None
+    if path is None:
+        pytest.skip("pydicom-data's US1_UNCR.dcm not available")
+    src = pydicom.dcmread(path, stop_before_pixels=True)
+    out = write_sr(Path(path), CONTENT, tmp_path, algorithm=ALGO)
+    ds = pydicom.dcmread(out)
+    assert ds.StudyInstanceUID == src.StudyInstanceUID and ds.PatientID == src.PatientID
+    assert _errors(_dciodvfy(out)) == []

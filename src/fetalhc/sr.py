@@ -242,7 +242,7 @@ def build_sr(source: pydicom.Dataset, content: SrContent, *, frame: int | None =
     texts = ([CORRECTED_TEXT] if content.edited else []) + [f"quality flag: {f}" for f in content.flags]
     for t in texts:
         container.ContentSequence.append(hd.sr.TextContentItem(
-            name=COMMENT, value=t[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+            name=COMMENT, value=t, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
     device = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
