@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: demo test bench setup setup-dev tesseract clean
+.PHONY: demo test bench setup setup-dev tesseract dicomtools clean
 
 $(BIN)/fetalhc:
 	$(PY) -m venv $(VENV)
@@ -19,11 +19,15 @@ $(VENV)/.dev: pyproject.toml
 	$(BIN)/pip install -q -e ".[train,dev]"
 	touch $@
 
-setup-dev: $(VENV)/.dev tesseract
+setup-dev: $(VENV)/.dev tesseract dicomtools
 
 # Tesseract OCR (Debian) for the de-identification proof; skipped where apt is unavailable.
 tesseract:
 	@command -v tesseract >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq tesseract-ocr >/dev/null) || echo "tesseract not installed: OCR tests will skip"; }
+
+# dicom3tools (dciodvfy) and DCMTK (dsrdump) validate the DICOM SR output; skipped where apt is unavailable.
+dicomtools:
+	@command -v dciodvfy >/dev/null && command -v dsrdump >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq dicom3tools dcmtk >/dev/null) || echo "dicom3tools/dcmtk not installed: SR validator tests will skip"; }
 
 demo: setup
 	$(BIN)/fetalhc demo

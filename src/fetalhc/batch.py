@@ -31,6 +31,7 @@ class BatchOptions:
     report_dir: Path | None = None
     frame: int | None = None
     out: Path | None = None
+    sr_dir: Path | None = None
 
 
 def iter_images(path: Path, frame: int | None = None) -> Iterator[tuple[int | None, UltrasoundImage]]:
@@ -109,6 +110,13 @@ def measure_file(pipe: Pipeline, path: Path, opts: BatchOptions, seen: set[str])
                 from fetalhc.report import write_report
 
                 write_report(res, pixels, opts.report_dir, stem)
+            if opts.sr_dir is not None:
+                from fetalhc.sr import algorithm_identity_from_info, write_sr_for_result
+
+                sr_path, sr_flag = write_sr_for_result(res, path, opts.sr_dir, frame=frame, stem=stem,
+                                                       algorithm=algorithm_identity_from_info(pipe.segmenter.info))
+                res = replace(res, sr_file=None if sr_path is None else str(sr_path),
+                              flags=res.flags + (() if sr_flag is None else (sr_flag,)))
         except (ImageLoadError, ValueError, OSError) as e:
             out.append(failure(str(path), str(e)))
             break

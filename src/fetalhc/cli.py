@@ -75,6 +75,8 @@ def measure(
     overlay_dir: Annotated[Path | None, typer.Option(help="Write <stem>_overlay.png here.")] = None,
     report_dir: Annotated[Path | None, typer.Option(help="Write a one-page <stem>_report.pdf/.png here.")] = None,
     ga_weeks: Annotated[float | None, typer.Option(help="Gestational age in weeks, for HC z-score/centile.")] = None,
+    sr_dir: Annotated[Path | None, typer.Option(
+        help="Write a DICOM SR <stem>_sr.dcm per measured DICOM image or frame here (not for diagnostic use).")] = None,
     crop_mode: Annotated[str, typer.Option(help="corners (the patent's), full, or corners+full.")] = "corners",
     q: Annotated[float, typer.Option(help="Corner crop scale Q (the patent's 0.9).")] = 0.9,
     flips: Annotated[bool, typer.Option(help="Also segment left-right flipped crops.")] = False,
@@ -110,7 +112,8 @@ def measure(
     if not files:
         raise _error("no input images found")
     opts = BatchOptions(pixel_size_mm=pixel_size, pixel_size_table=table, ga_weeks=ga_weeks, mask_dir=mask_dir,
-                        overlay_dir=overlay_dir, report_dir=report_dir, frame=frame, out=out_path)
+                        overlay_dir=overlay_dir, report_dir=report_dir, frame=frame, out=out_path,
+                        sr_dir=sr_dir)
     with _progress() as progress:
         task = progress.add_task("measuring", total=len(files))
         rows = run_batch(files, cfg, opts, model_path=model, on_file_done=lambda: progress.advance(task))

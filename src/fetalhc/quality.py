@@ -39,6 +39,8 @@ FLAG_HC_RANGE = "hc_out_of_range"
 #: informative flags about where the pixel size came from (set by the caller, see fetalhc.batch)
 FLAG_PIXEL_SIZE_OVERRIDDEN = "pixel_size_overridden"
 FLAG_PIXEL_SIZE_NOT_IN_CSV = "pixel_size_not_in_csv"
+#: informative: no DICOM SR could be written for this reading (see fetalhc.sr)
+FLAG_SR_NOT_WRITTEN = "sr_not_written"
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class QualityThresholds:
     pixel_size_range_mm: tuple[float, float] = (0.02, 1.0)
     hc_range_mm: tuple[float, float] = (40.0, 400.0)
     info_flags: frozenset[str] = field(
-        default_factory=lambda: INFO_FLAGS | {FLAG_PIXEL_SIZE_OVERRIDDEN, FLAG_PIXEL_SIZE_NOT_IN_CSV})
+        default_factory=lambda: INFO_FLAGS | {FLAG_PIXEL_SIZE_OVERRIDDEN, FLAG_PIXEL_SIZE_NOT_IN_CSV,
+                                       FLAG_SR_NOT_WRITTEN})
 
 
 @dataclass(frozen=True)

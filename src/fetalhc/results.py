@@ -53,6 +53,7 @@ TABLE_COLUMNS = (
     "edge_confidence",
     "frame",
     "error",
+    "sr_file",
 )
 
 #: Columns renamed in 0.2 (old name -> new name).
@@ -107,6 +108,8 @@ class MeasureResult:
     error: str | None = None
     #: the quality limits that were applied (reports print them); not written to the table
     thresholds: QualityThresholds | None = field(default=None, repr=False, compare=False)
+    #: the DICOM SR written for this result (``--sr-dir``), or ``None``
+    sr_file: str | None = None
     #: fused head probability (H, W) float32 in [0, 1]; not written to the table
     probability: NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
     #: binary head mask (H, W) uint8 0/1; not written to the table
