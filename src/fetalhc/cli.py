@@ -211,6 +211,8 @@ def train(
     loss: Annotated[str, typer.Option(help="ce (the patent's) or ce+dice.")] = "ce",
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (CUDA where torch sees a GPU).")] = "auto",
+    p_zoom: Annotated[float, typer.Option(help="Share of zoom-pass samples (head box + margin).")] = 0.0,
+    p_full: Annotated[float, typer.Option(help="Share of whole-image samples.")] = 0.2,
 ) -> None:
     """Train a segmentation network on HC18 (needs the train extra: pip install -e '.\\[train]')."""
     from fetalhc.hc18 import default_data_dir
@@ -226,7 +228,7 @@ def train(
     ckpt = run_train(TrainConfig(data_dir=str(d), split_file=str(split), out_dir=str(out_dir), arch=arch,
                                  pretrained=pretrained, epochs=epochs, batch_size=batch_size, lr=lr,
                                  optimizer=optimizer, loss=loss, max_minutes=max_minutes,
-                                 device=device))
+                                 device=device, p_zoom=p_zoom, p_full=p_full))
     err.print(f"checkpoint: {ckpt}")
 
 

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fetalhc.crops import DEFAULT_Q
 from fetalhc.hc18 import load_split, read_cases
 from fetalhc.io_utils import display_path
-from fetalhc.train.dataset import build_augment, load_samples, make_pair, random_box
+from fetalhc.train.dataset import build_augment, load_samples, make_pair, random_box, zoom_training_box
 from fetalhc.train.network import build_model
 
 log = logging.getLogger("fetalhc.train")
@@ -49,6 +49,8 @@ class TrainConfig:
     poly_power: float = 0.9
     input_hw: tuple[int, int] = (256, 384)
     q: float = DEFAULT_Q  # the patent's crop scale
+    p_full: float = 0.2  # share of whole-image samples
+    p_zoom: float = 0.0  # share of zoom-pass samples (head box + margin, see dataset.zoom_training_box)
     seed: int = 0
     threads: int = 2
     bf16: bool | None = None  # None: use it where the CPU has native bf16
@@ -127,7 +129,11 @@ def make_batch(samples: list, idx: list[int], rng: random.Random, cfg: TrainConf
     for i in idx:
         s = samples[i]
         h, w = s.image.shape
-        x, y = make_pair(s, random_box(w, h, rng, cfg.q), cfg.input_hw, augment)
+        if rng.random() < cfg.p_zoom:
+            box = zoom_training_box(s.mask, cfg.input_hw, rng)
+        else:
+            box = random_box(w, h, rng, cfg.q, cfg.p_full / max(1e-9, 1.0 - cfg.p_zoom))
+        x, y = make_pair(s, box, cfg.input_hw, augment)
         xs.append(x)
         ys.append(y)
     xb = torch.from_numpy(np.stack(xs))[:, None].to(device).contiguous(memory_format=torch.channels_last)
