@@ -1,6 +1,7 @@
 """Clinical read-out: formulas against published values, ranges, flags and the GA check."""
 
 import math
+from dataclasses import FrozenInstanceError
 
 import pytest
 
@@ -8,16 +9,15 @@ from fetalhc import clinical
 from fetalhc.clinical import (
     HADLOCK_HC_RANGE_MM,
     INTERGROWTH_DATING_HC_RANGE_MM,
-    annotate,
     hadlock_ga_weeks,
     hc_z_centile,
     intergrowth_ga_weeks,
     intergrowth_hc_mean_sd,
+    readout,
     validate_ga_weeks,
     weeks_days,
 )
 from fetalhc.ellipse import ramanujan_perimeter
-from fetalhc.results import MeasureResult
 
 # INTERGROWTH-21st fetal HC standard, z-score table (mm), columns GA weeks, -3SD, -2SD, -1SD, 0, +1SD, +2SD, +3SD.
 # Source: INTERGROWTH-21st "grow_fetal-zs_hc_table" (intergrowth21.com; standard of Papageorghiou et al.,
@@ -170,69 +170,87 @@ def test_weeks_days():
     assert weeks_days(20.99) == "20+6"
 
 
-def measured(a_px: float, b_px: float, pixel_mm: float | None = 0.1) -> MeasureResult:
-    hc_px = ramanujan_perimeter(a_px, b_px)
-    return MeasureResult(file="x.png", center_x_px=400, center_y_px=270, semi_axis_a_px=a_px, semi_axis_b_px=b_px,
-                         angle_deg=10.0, hc_px=hc_px, hc_mm=None if pixel_mm is None else hc_px * pixel_mm,
-                         pixel_size_mm=pixel_mm)
+def head(a_px: float, b_px: float, pixel_mm: float = 0.1) -> tuple[float, float, float]:
+    """(HC, BPD, OFD) in mm of an ellipse head with semi-axes ``a_px`` >= ``b_px``, as measure gives them."""
+    return ramanujan_perimeter(a_px, b_px) * pixel_mm, 2 * b_px * pixel_mm, 2 * a_px * pixel_mm
 
 
-def test_annotate_fills_every_field():
-    r = measured(300.0, 240.0)  # OFD 60 mm, BPD 48 mm, HC 170.4 mm
-    annotate(r, ga_weeks=20.0)
+def test_readout_fills_every_field():
+    hc, bpd, ofd = head(300.0, 240.0)  # OFD 60 mm, BPD 48 mm, HC 170.4 mm
+    r = readout(hc, bpd, ofd, ga_weeks=20.0)
     assert r.ofd_mm == pytest.approx(60.0)
     assert r.bpd_mm == pytest.approx(48.0)
     assert r.cephalic_index == pytest.approx(80.0)
-    assert r.ga_hadlock_weeks == pytest.approx(hadlock_ga_weeks(r.hc_mm))
-    assert r.ga_intergrowth_weeks == pytest.approx(intergrowth_ga_weeks(r.hc_mm))
+    assert r.ga_hadlock_weeks == pytest.approx(hadlock_ga_weeks(hc))
+    assert r.ga_intergrowth_weeks == pytest.approx(intergrowth_ga_weeks(hc))
     assert r.ga_weeks == 20.0
-    z, c = hc_z_centile(r.hc_mm, 20.0)
+    z, c = hc_z_centile(hc, 20.0)
     assert (r.hc_z, r.hc_centile) == (pytest.approx(z), pytest.approx(c))
     assert 0 < r.hc_centile < 100
-    assert r.flags == []
+    assert r.flags == ()
 
 
-def test_annotate_without_ga_leaves_centile_empty():
-    r = measured(300.0, 240.0)
-    annotate(r)
+def test_readout_without_ga_leaves_centile_empty():
+    r = readout(*head(300.0, 240.0))
     assert r.ga_weeks is None and r.hc_z is None and r.hc_centile is None
     assert r.ga_hadlock_weeks is not None
 
 
+def test_readout_ga_is_validated_and_converted():
+    assert readout(*head(300.0, 240.0), ga_weeks="20.5").ga_weeks == 20.5
+
+
 @pytest.mark.parametrize(("b", "text"), [(210.0, "CI 70.0 < 74"), (255.0, "CI 85.0 > 83")])
 def test_cephalic_index_flag(b, text):
-    r = measured(300.0, b)
-    annotate(r)
+    r = readout(*head(300.0, b))
     assert len(r.flags) == 1
     assert r.flags[0].startswith("cephalic_index_out_of_range: ")
     assert text in r.flags[0] and "HC preferred" in r.flags[0]
 
 
+@pytest.mark.parametrize(("bpd", "ofd"), [(None, 60.0), (48.0, None), (None, None), (48.0, 0.0)])
+def test_no_cephalic_index_without_both_diameters(bpd, ofd):
+    r = readout(170.0, bpd, ofd)
+    assert r.cephalic_index is None and r.flags == ()
+    assert r.ga_hadlock_weeks == pytest.approx(hadlock_ga_weeks(170.0))
+
+
 def test_out_of_range_formulas_give_no_value_and_say_why():
-    r = measured(700.0, 560.0)  # HC 397.5 mm: beyond both dating formulas
-    annotate(r, ga_weeks=42.0)
+    r = readout(*head(700.0, 560.0), ga_weeks=42.0)  # HC 397.5 mm: beyond both dating formulas
     assert r.ga_hadlock_weeks is None and r.ga_intergrowth_weeks is None
     assert r.hc_z is None and r.hc_centile is None
     codes = [f.split(":")[0] for f in r.flags]
     assert codes == [clinical.FLAG_HADLOCK_RANGE, clinical.FLAG_INTERGROWTH_RANGE, clinical.FLAG_CENTILE_RANGE]
     assert all(";" not in f for f in r.flags)
+    assert set(codes) <= clinical.INFO_FLAGS
 
 
-def test_annotate_without_mm_sets_nothing():
-    for r in (measured(300.0, 240.0, pixel_mm=None), MeasureResult(file="blank.png")):
-        annotate(r)
-        assert (r.bpd_mm, r.ofd_mm, r.cephalic_index, r.ga_hadlock_weeks, r.ga_intergrowth_weeks, r.hc_z) == (
-            None, None, None, None, None, None)
-        assert r.flags == []
+def test_readout_without_mm_sets_nothing():
+    r = readout(None)
+    assert (r.bpd_mm, r.ofd_mm, r.cephalic_index, r.ga_hadlock_weeks, r.ga_intergrowth_weeks, r.hc_z) == (
+        None, None, None, None, None, None)
+    assert r.flags == ()
+    # the measure step gives no BPD/OFD without an HC in mm: diameters alone are not read out
+    assert readout(None, 48.0, 60.0) == readout(None)
 
 
-def test_annotate_refuses_bad_ga():
-    with pytest.raises(ValueError, match="between 10 and 45"):
-        annotate(measured(300.0, 240.0), ga_weeks=50)
+def test_readout_without_mm_still_records_the_ga():
+    r = readout(None, ga_weeks=20.0)
+    assert r.ga_weeks == 20.0 and r.hc_z is None and r.flags == ()
 
 
-def test_annotate_twice_does_not_duplicate_flags():
-    r = measured(300.0, 200.0)
-    annotate(r)
-    annotate(r)
-    assert len(r.flags) == 1
+@pytest.mark.parametrize("ga", [50, 9.9, "abc", float("nan")])
+def test_readout_refuses_bad_ga(ga):
+    with pytest.raises(ValueError, match="between 10 and 45|not a number"):
+        readout(*head(300.0, 240.0), ga_weeks=ga)
+    with pytest.raises(ValueError):
+        readout(None, ga_weeks=ga)
+
+
+def test_readout_is_a_pure_value():
+    hc, bpd, ofd = head(300.0, 200.0)
+    r = readout(hc, bpd, ofd)
+    assert readout(hc, bpd, ofd) == r  # twice: same value, flags not duplicated
+    assert len(r.flags) == 1 and isinstance(r.flags, tuple)
+    with pytest.raises(FrozenInstanceError):
+        r.flags = ()  # type: ignore[misc]

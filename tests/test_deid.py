@@ -7,7 +7,6 @@ Header: the PS3.15 basic profile leaves none of the planted identifiers anywhere
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -101,17 +100,6 @@ def test_large_bright_ring_is_never_text():
     cv2.ellipse(px, (150, 120), (90, 70), 0, 0, 360, 220, 4)  # a "head" far off centre
     assert find_text_boxes(px) == []
     assert np.array_equal(deidentify_pixels(UltrasoundImage(px)).pixels, px)
-
-
-def test_fast_path_is_fast(screens):
-    img = UltrasoundImage(screens[0].pixels)
-    deidentify_pixels(img)
-    times = []
-    for _ in range(5):
-        t = time.perf_counter()
-        deidentify_pixels(img)
-        times.append(time.perf_counter() - t)
-    assert min(times) < 0.1  # about 8 ms on an idle core; loose for busy CI machines
 
 
 @needs_ocr

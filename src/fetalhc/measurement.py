@@ -40,8 +40,6 @@ class Measurement:
         contour_length_px: unbiased length of the mask's own edge (marching squares).
         hc_band_px: ellipse HC of the outline at the low band probability minus that at the high one.
         crop_hc_px: ellipse HC of each crop's own mask (a flipped crop averaged with its twin first).
-        mask_area_px: head-mask pixels.
-        border_contact_px: head-mask pixels on the outermost image rows and columns.
         ellipse_outside_px: how far the ellipse reaches beyond the image's pixel centres (0 inside).
         fit_iou: intersection over union of the mask and the rasterised ellipse.
     """
@@ -57,10 +55,18 @@ class Measurement:
     contour_length_px: float | None = None
     hc_band_px: float | None = None
     crop_hc_px: tuple[float, ...] = ()
-    mask_area_px: int = 0
-    border_contact_px: int = 0
     ellipse_outside_px: float | None = None
     fit_iou: float | None = None
+
+    @property
+    def mask_area_px(self) -> int:
+        """Head-mask pixels."""
+        return int(np.count_nonzero(self.head_mask))
+
+    @property
+    def border_contact_px(self) -> int:
+        """Head-mask pixels on the outermost image rows and columns."""
+        return border_contact_px(self.head_mask)
 
     def mm(self, length_px: float | None) -> float | None:
         """A length in pixels as millimetres (``None`` without a pixel size or a length)."""
@@ -95,11 +101,11 @@ class Measurement:
 
 
 def measure(seg: Segmentation, pixel_size_mm: float | None, pixel_size_source: str = "none", *, element: str = "cross",
-            min_edge_confidence: float = 0.2, edge_band_px: int = 7,
+            no_head_edge_confidence: float = 0.2, edge_band_px: int = 7,
             band_thresholds: tuple[float, float] = (0.2, 0.8)) -> Measurement:
     """Measure the head in ``seg`` (see :class:`Measurement`).
 
-    A mask whose edge confidence is below ``min_edge_confidence`` is a soft blob with no sharp
+    A mask whose edge confidence is below ``no_head_edge_confidence`` is a soft blob with no sharp
     edge anywhere: the network saw no head, and the mask is discarded (``head_mask`` all zeros).
     ``element`` is the structuring element of the patent's boundary ("cross" or "square").
     """
@@ -108,10 +114,9 @@ def measure(seg: Segmentation, pixel_size_mm: float | None, pixel_size_source: s
     conf: float | None = None
     if mask.any():
         conf = boundary_confidence(seg.probability, mask, edge_band_px)
-        if conf < min_edge_confidence:
+        if conf < no_head_edge_confidence:
             mask = np.zeros_like(mask)
-    m = Measurement(shape_hw, pixel_size_mm, pixel_size_source, mask, edge_confidence=conf,
-                    mask_area_px=int(np.count_nonzero(mask)), border_contact_px=border_contact_px(mask))
+    m = Measurement(shape_hw, pixel_size_mm, pixel_size_source, mask, edge_confidence=conf)
     if not mask.any():
         return m
     m = replace(m, crop_hc_px=tuple(crop_hcs_px(seg.boxes, seg.crop_probs)),

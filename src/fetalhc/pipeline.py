@@ -32,10 +32,10 @@ class PipelineConfig:
         deidentify: blank burned-in text before anything else sees the image.
         deid_ocr: also read text with Tesseract and blank what it finds (slower; see deid).
         element: structuring element of the patent's boundary ("cross" or "square").
-        min_edge_confidence: below this edge confidence (mean certainty |2p - 1| within
+        no_head_edge_confidence: below this edge confidence (mean certainty |2p - 1| within
             ``edge_band_px`` of the mask's edge) the mask is discarded and the image reported as
             "no head found": a soft blob, not a head. (Readings above it but below
-            ``quality.min_boundary_confidence`` are kept and flagged for review.)
+            ``quality.min_edge_confidence`` are kept and flagged for review.)
         edge_band_px: half-width (pixels) of the band in which the edge confidence is measured.
         band_thresholds: (low, high) head probabilities whose outlines bound the HC
             uncertainty band ``hc_band_mm`` (see :func:`fetalhc.measurement.hc_band_px`).
@@ -49,7 +49,7 @@ class PipelineConfig:
     deidentify: bool = True
     deid_ocr: bool = False
     element: str = "cross"
-    min_edge_confidence: float = 0.2
+    no_head_edge_confidence: float = 0.2
     edge_band_px: int = 7
     band_thresholds: tuple[float, float] = (0.2, 0.8)
     quality: QualityThresholds = field(default_factory=QualityThresholds)
@@ -119,7 +119,7 @@ class Pipeline:
         cfg = self.config
         seg = segment(clean.pixels, self.segmenter, cfg.crop_mode, cfg.q, cfg.flips, cfg.threshold)
         m = measure(seg, clean.pixel_size_mm, clean.pixel_size_source, element=cfg.element,
-                    min_edge_confidence=cfg.min_edge_confidence, edge_band_px=cfg.edge_band_px,
+                    no_head_edge_confidence=cfg.no_head_edge_confidence, edge_band_px=cfg.edge_band_px,
                     band_thresholds=cfg.band_thresholds)
         r = readout(m.hc_mm, m.bpd_mm, m.ofd_mm, ga_weeks)
         notes = tuple(n for n in clean.notes if not n.startswith("deid:"))

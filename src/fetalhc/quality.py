@@ -60,10 +60,10 @@ class QualityThresholds:
             gives < 0.005 (semi-axes down to 40 px); two overlapping ellipses about 0.11, a cross 0.45.
         max_crop_spread: (max - min) / median of the per-crop ellipse HCs (0.05 = 5 %, about
             9 mm at 20 weeks).
-        min_boundary_confidence: mean |2p - 1| of the probability in a band of
+        min_edge_confidence: mean |2p - 1| of the probability in a band of
             +-``edge_band_px`` (PipelineConfig) around the mask edge; 0.5 is reached by a logistic edge
             about 3 px wide (a sharp network edge gives > 0.8).
-        max_hc_band_mm: widest acceptable HC uncertainty band (``result.hc_band_mm``: ellipse
+        max_hc_band_mm: widest acceptable HC uncertainty band (``Measurement.hc_band_mm``: ellipse
             HC at head probability 0.2 minus that at 0.8), mm. 8 mm is +-4 mm of HC, about +-2.5 days
             of growth at 20 weeks (HC grows some 11 mm a week then).
         pixel_size_range_mm: plausible pixel size (mm); HC18 spans 0.049-0.39 mm.
@@ -73,7 +73,7 @@ class QualityThresholds:
 
     Calibration (HC18 validation split, 129 images, shipped model, four corner crops): the edge
     confidence ranged 0.40-0.68 and the crop spread 0.001-0.021; neither ranks the HC error
-    (ROC AUC for errors > 4 mm: 0.49 and 0.56), so ``min_boundary_confidence`` = 0.40 and
+    (ROC AUC for errors > 4 mm: 0.49 and 0.56), so ``min_edge_confidence`` = 0.40 and
     ``max_crop_spread`` = 0.03 lie at or beyond every validation image and fire only on gross
     failures. The HC uncertainty band does rank it (AUC 0.79): ``max_hc_band_mm`` = 8 sends
     15 % to review and catches 6 of the 10 errors above 4 mm and 5 of the 6 above 6 mm (README,
@@ -87,7 +87,7 @@ class QualityThresholds:
     min_aspect_ratio: float = 0.60
     max_fit_residual: float = 0.08
     max_crop_spread: float = 0.03
-    min_boundary_confidence: float = 0.40
+    min_edge_confidence: float = 0.40
     max_hc_band_mm: float = 8.0
     pixel_size_range_mm: tuple[float, float] = (0.02, 1.0)
     hc_range_mm: tuple[float, float] = (40.0, 400.0)
@@ -189,9 +189,9 @@ def _check_geometry(m: Measurement, ell: Ellipse, t: QualityThresholds) -> list[
 
 def _check_confidence(m: Measurement, t: QualityThresholds) -> list[str]:
     conf = m.edge_confidence
-    if conf is not None and conf < t.min_boundary_confidence:
+    if conf is not None and conf < t.min_edge_confidence:
         return [make_flag(FLAG_LOW_CONFIDENCE,
-                          f"mean boundary certainty |2p-1| = {conf:.2f} < {t.min_boundary_confidence:g}")]
+                          f"mean edge certainty |2p-1| = {conf:.2f} < {t.min_edge_confidence:g}")]
     return []
 
 
