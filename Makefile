@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: demo test bench setup setup-dev tesseract clean
+.PHONY: demo test bench bench-load setup setup-dev tesseract chromium clean
 
 $(BIN)/fetalhc:
 	$(PY) -m venv $(VENV)
@@ -19,11 +19,16 @@ $(VENV)/.dev: pyproject.toml
 	$(BIN)/pip install -q -e ".[train,dev]"
 	touch $@
 
-setup-dev: $(VENV)/.dev tesseract
+setup-dev: $(VENV)/.dev tesseract chromium
 
 # Tesseract OCR (Debian) for the de-identification proof; skipped where apt is unavailable.
 tesseract:
 	@command -v tesseract >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq tesseract-ocr >/dev/null) || echo "tesseract not installed: OCR tests will skip"; }
+
+# Chromium (Debian) for the web page tests (Playwright drives /usr/bin/chromium; no browser download);
+# skipped where apt is unavailable.
+chromium:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: web page tests will skip"; }
 
 demo: setup
 	$(BIN)/fetalhc demo
@@ -35,6 +40,9 @@ test: setup-dev
 
 bench: setup-dev
 	$(BIN)/python benchmarks/bench_measure.py
+
+bench-load: setup-dev
+	$(BIN)/python benchmarks/load_api.py --json benchmarks/load_results.json
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -21,7 +21,7 @@ from enum import StrEnum
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, File, Form, HTTPException, Path, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Path, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
@@ -30,6 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fetalhc.api import exports
 from fetalhc.api.engine import Engine, Reading, Settings, png_base64
 from fetalhc.api.models import (
+    MAX_PIXEL_SIZE_MM,
+    MIN_PIXEL_SIZE_MM,
     ErrorResponse,
     HealthResponse,
     MeasureResponse,
@@ -57,6 +59,12 @@ MEASURE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 CropModeName = Literal["corners", "full", "corners+full"]
+
+
+class TableFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+    pdf = "pdf"
 
 
 class ExportFormat(StrEnum):
@@ -133,18 +141,12 @@ def create_app(settings: Settings | None = None, model_path: str | None = None) 
         return HealthResponse(status="ok", model=model["name"], sha256=model["sha256"], workers=s.workers,
                               queue=s.queue, busy=s.admitted)
 
-    async def run_reading(image: UploadFile, pixel_size_mm: float | None, ga_weeks: float | None, crop_mode: str,
-                          flips: bool, frame: int | None, ellipse: Ellipse | None = None) -> Reading:
-        data = await image.read()
-        ga = _checked_ga(ga_weeks)
-        config = PipelineConfig(crop_mode=crop_mode, flips=flips)
-        return await pool.run(lambda: engine.read(data, pixel_size_mm=pixel_size_mm, ga_weeks=ga, config=config,
-                                                  frame=frame, ellipse=ellipse))
-
     @app.post("/api/measure", response_model=MeasureResponse, responses=MEASURE_ERRORS)
     async def measure(
+        request: Request,
         image: Annotated[UploadFile, File(description="PNG, JPEG, TIFF, BMP or DICOM")],
-        pixel_size_mm: Annotated[float | None, Form(gt=0, le=10, description="overrides the file's own (mm)")] = None,
+        pixel_size_mm: Annotated[float | None, Form(ge=MIN_PIXEL_SIZE_MM, le=MAX_PIXEL_SIZE_MM,
+                                                    description="overrides the file's own (mm)")] = None,
         ga_weeks: Annotated[float | None, Form(description="gestational age (weeks), 10-45")] = None,
         crop_mode: Annotated[CropModeName, Form()] = "corners",
         flips: Annotated[bool, Form()] = False,
@@ -152,7 +154,7 @@ def create_app(settings: Settings | None = None, model_path: str | None = None) 
         overlay: Annotated[bool, Form(description="also return the overlay picture")] = False,
     ) -> MeasureResponse:
         """Measure one upload: the automatic reading and the de-identified image it was made on."""
-        r = await run_reading(image, pixel_size_mm, ga_weeks, crop_mode, flips, frame)
+        r = await run_reading(request, image, pixel_size_mm, ga_weeks, crop_mode, flips, frame)
         res = r.automatic
         h, w = r.clean.pixels.shape[:2]
         over = png_base64(draw_overlay(r.clean.pixels, res)) if overlay else None
@@ -180,45 +182,72 @@ def create_app(settings: Settings | None = None, model_path: str | None = None) 
         return ReadoutResponse.model_validate({"result": res.row(), "flag_list": list(res.flags),
                                                "display": display_values(res)})
 
-    @app.post("/api/export/{fmt}", responses={
+    @app.post("/api/export/sr", response_class=Response, dependencies=[Depends(sr_required)], responses={
         **MEASURE_ERRORS, 501: {**_E, "description": "SR support not installed"},
-        200: {"description": "the file", "content": {"text/csv": {}, "application/json": {},
-                                                     "application/pdf": {}, "application/dicom": {}}}},
-        response_class=Response)
+        200: {"description": "a DICOM Comprehensive SR of the reading", "content": {"application/dicom": {}}}})
+    async def export_sr(r: Annotated[Reading, Depends(export_inputs)]) -> Response:
+        """The reading (corrected when an ellipse is given) as a DICOM SR; DICOM uploads only.
+        The upload is measured again (deterministic) instead of being kept."""
+        if r.decoded.kind != "dicom":
+            raise HTTPException(400, f"a DICOM SR needs a DICOM upload; this one is {r.decoded.kind.upper()}")
+        return await pool.run(lambda: _file_response(ExportFormat.sr, r, model))
+
+    @app.post("/api/export/{fmt}", response_class=Response, responses={
+        **MEASURE_ERRORS,
+        200: {"description": "the file", "content": {"text/csv": {}, "application/json": {}, "application/pdf": {}}}})
     async def export(
-        fmt: Annotated[ExportFormat, Path(description="csv, json, pdf (one-page report) or sr (DICOM input only)")],
-        image: Annotated[UploadFile, File(description="the same upload as for /api/measure")],
-        pixel_size_mm: Annotated[float | None, Form(gt=0, le=10)] = None,
-        ga_weeks: Annotated[float | None, Form()] = None,
-        crop_mode: Annotated[CropModeName, Form()] = "corners",
-        flips: Annotated[bool, Form()] = False,
-        frame: Annotated[int | None, Form(ge=0, le=100_000)] = None,
-        center_x_px: Annotated[float | None, Form(ge=-1e5, le=1e5)] = None,
-        center_y_px: Annotated[float | None, Form(ge=-1e5, le=1e5)] = None,
-        semi_axis_a_px: Annotated[float | None, Form(gt=0, le=1e5)] = None,
-        semi_axis_b_px: Annotated[float | None, Form(gt=0, le=1e5)] = None,
-        angle_deg: Annotated[float | None, Form(ge=-3600, le=3600)] = None,
+        fmt: Annotated[TableFormat, Path(description="csv, json or pdf (the one-page report)")],
+        r: Annotated[Reading, Depends(export_inputs)],
     ) -> Response:
         """The reading as a file; with all five ellipse fields, the reading of that corrected ellipse
         (marked as edited). The upload is measured again (deterministic) instead of being kept."""
-        vals = (center_x_px, center_y_px, semi_axis_a_px, semi_axis_b_px, angle_deg)
-        ellipse = None
-        if any(v is not None for v in vals):
-            if any(v is None for v in vals):
-                raise HTTPException(400, "a corrected ellipse needs all of center_x_px, center_y_px, "
-                                         "semi_axis_a_px, semi_axis_b_px and angle_deg")
-            try:
-                ellipse = normalized_ellipse(*(float(v) for v in vals if v is not None))
-            except ValueError as err:
-                raise HTTPException(400, str(err)) from None
-        if fmt is ExportFormat.sr and not exports.sr_available():
-            raise HTTPException(501, "SR support not installed: this build of fetalhc has no fetalhc.sr module")
-        r = await run_reading(image, pixel_size_mm, ga_weeks, crop_mode, flips, frame, ellipse)
-        if fmt is ExportFormat.sr and r.decoded.kind != "dicom":
-            raise HTTPException(400, f"a DICOM SR needs a DICOM upload; this one is {r.decoded.kind.upper()}")
-        return await pool.run(lambda: _file_response(fmt, r, model))
+        return await pool.run(lambda: _file_response(ExportFormat(fmt.value), r, model))
 
     return app
+
+
+async def run_reading(request: Request, image: UploadFile, pixel_size_mm: float | None, ga_weeks: float | None,
+                      crop_mode: str, flips: bool, frame: int | None, ellipse: Ellipse | None = None) -> Reading:
+    """Read the upload into memory and measure it on the app's worker pool."""
+    engine: Engine = request.app.state.engine
+    pool: WorkerPool = request.app.state.pool
+    data = await image.read()
+    ga = _checked_ga(ga_weeks)
+    config = PipelineConfig(crop_mode=crop_mode, flips=flips)
+    return await pool.run(lambda: engine.read(data, pixel_size_mm=pixel_size_mm, ga_weeks=ga, config=config,
+                                              frame=frame, ellipse=ellipse))
+
+
+async def export_inputs(
+    request: Request,
+    image: Annotated[UploadFile, File(description="the same upload as for /api/measure")],
+    pixel_size_mm: Annotated[float | None, Form(ge=MIN_PIXEL_SIZE_MM, le=MAX_PIXEL_SIZE_MM)] = None,
+    ga_weeks: Annotated[float | None, Form()] = None,
+    crop_mode: Annotated[CropModeName, Form()] = "corners",
+    flips: Annotated[bool, Form()] = False,
+    frame: Annotated[int | None, Form(ge=0, le=100_000)] = None,
+    center_x_px: Annotated[float | None, Form(ge=-1e5, le=1e5)] = None,
+    center_y_px: Annotated[float | None, Form(ge=-1e5, le=1e5)] = None,
+    semi_axis_a_px: Annotated[float | None, Form(ge=1, le=1e5)] = None,
+    semi_axis_b_px: Annotated[float | None, Form(ge=1, le=1e5)] = None,
+    angle_deg: Annotated[float | None, Form(ge=-3600, le=3600)] = None,
+) -> Reading:
+    """The same form as /api/measure plus an optional corrected ellipse (all five fields or none)."""
+    vals = (center_x_px, center_y_px, semi_axis_a_px, semi_axis_b_px, angle_deg)
+    ellipse = None
+    if any(v is not None for v in vals):
+        if any(v is None for v in vals):
+            raise HTTPException(400, "a corrected ellipse needs all of center_x_px, center_y_px, "
+                                     "semi_axis_a_px, semi_axis_b_px and angle_deg")
+        try:
+            ellipse = normalized_ellipse(*(float(v) for v in vals if v is not None))
+        except ValueError as err:
+            raise HTTPException(400, str(err)) from None
+    return await run_reading(request, image, pixel_size_mm, ga_weeks, crop_mode, flips, frame, ellipse)
+
+def sr_required() -> None:
+    if not exports.sr_available():
+        raise HTTPException(501, "SR support not installed: this build of fetalhc has no fetalhc.sr module")
 
 
 def _file_response(fmt: ExportFormat, r: Reading, model: dict[str, str]) -> Response:

@@ -11,6 +11,9 @@ from fetalhc.image import MAX_PIXELS
 #: Bounds of an ellipse the API accepts (pixels): generous, but finite and small enough to rasterise.
 COORD_LIMIT_PX = 100_000.0
 MAX_SIDE_PX = 40_000
+#: Pixel sizes (mm) the API accepts: ultrasound images lie far inside (HC18: 0.05-0.39 mm).
+MIN_PIXEL_SIZE_MM = 0.001
+MAX_PIXEL_SIZE_MM = 10.0
 
 
 class ErrorResponse(BaseModel):
@@ -39,15 +42,16 @@ class EllipseModel(BaseModel):
 
     center_x_px: float = Field(ge=-COORD_LIMIT_PX, le=COORD_LIMIT_PX)
     center_y_px: float = Field(ge=-COORD_LIMIT_PX, le=COORD_LIMIT_PX)
-    semi_axis_a_px: float = Field(gt=0, le=COORD_LIMIT_PX)
-    semi_axis_b_px: float = Field(gt=0, le=COORD_LIMIT_PX)
+    semi_axis_a_px: float = Field(ge=1, le=COORD_LIMIT_PX)
+    semi_axis_b_px: float = Field(ge=1, le=COORD_LIMIT_PX)
     angle_deg: float = Field(ge=-3600, le=3600)
 
 
 class ReadoutRequest(EllipseModel):
     """An ellipse (e.g. corrected by a person) with what its read-out needs."""
 
-    pixel_size_mm: float | None = Field(default=None, gt=0, le=10, description="pixel size (mm); none: pixels only")
+    pixel_size_mm: float | None = Field(default=None, ge=MIN_PIXEL_SIZE_MM, le=MAX_PIXEL_SIZE_MM,
+                                        description="pixel size (mm); none: pixels only")
     ga_weeks: float | None = Field(default=None, ge=GA_INPUT_RANGE_WEEKS[0], le=GA_INPUT_RANGE_WEEKS[1],
                                    description="gestational age (weeks) for the INTERGROWTH-21st centile")
     pixel_size_source: str = Field(default="user", max_length=64)

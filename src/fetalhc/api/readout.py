@@ -18,6 +18,11 @@ from fetalhc.clinical import weeks_days
 from fetalhc.ellipse import Ellipse
 from fetalhc.results import MeasureResult
 
+#: Smallest semi-axis (pixels) and largest HC (mm) a read-out accepts: a head is larger than two
+#: pixels across, and an HC outside 1 mm-2 m is an error (the clinical formulas overflow there).
+MIN_SEMI_AXIS_PX = 1.0
+MAX_HC_MM = 2000.0
+MIN_HC_MM = 1.0
 #: Flag added to a reading whose ellipse a person corrected (informative: the status is not changed).
 FLAG_EDITED = "edited"
 
@@ -28,8 +33,8 @@ def normalized_ellipse(cx: float, cy: float, a: float, b: float, angle_deg: floa
     vals = (cx, cy, a, b, angle_deg)
     if not all(math.isfinite(float(v)) for v in vals):
         raise ValueError("ellipse values must be finite numbers")
-    if a <= 0 or b <= 0:
-        raise ValueError(f"semi-axes must be positive pixels, got a={a:g}, b={b:g}")
+    if min(a, b) < MIN_SEMI_AXIS_PX:
+        raise ValueError(f"semi-axes must be at least {MIN_SEMI_AXIS_PX:g} pixel, got a={a:g}, b={b:g}")
     if b > a:
         a, b, angle_deg = b, a, angle_deg + 90.0
     return Ellipse(float(cx), float(cy), float(a), float(b), float(angle_deg) % 180.0)
@@ -53,6 +58,9 @@ def readout_for_ellipse(ellipse: Ellipse, pixel_size_mm: float | None, ga_weeks:
     res.hc_px = e.perimeter_px
     if pixel_size_mm is not None:
         res.hc_mm = res.hc_px * pixel_size_mm
+        if not MIN_HC_MM <= res.hc_mm <= MAX_HC_MM:
+            raise ValueError(f"HC {res.hc_mm:.3g} mm is no fetal head (accepted {MIN_HC_MM:g}-{MAX_HC_MM:g} mm): "
+                             "check the ellipse and the pixel size")
     clinical.annotate(res, ga_weeks)
     quality.assess(res, mask=e.rasterize((h, w)), probability=None, image_shape_hw=(h, w))
     return res
