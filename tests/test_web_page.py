@@ -111,6 +111,7 @@ def test_measure_drag_reset_and_downloads(browser, base_url, png, api_reading):
     assert page.get_by_test_id("hc-band").text_content().startswith(api_reading["display"]["hc_band_mm"])
     assert page.get_by_test_id("edited").is_hidden()
     assert page.get_by_test_id("reset-button").is_disabled()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
 
     # lengthen the major axis: HC, OFD and the edited mark change
     ofd_before = page.get_by_test_id("ofd-value").text_content()
@@ -205,4 +206,28 @@ def test_tablet_width(browser, base_url, png):
     _drag(page, "ellipse-handle-minor", 0, -25)
     assert _wait_value_change(page, "hc-value", hc) != hc
     assert page.get_by_test_id("edited").is_visible()
+    page.close()
+
+
+def test_dicom_pixel_size_shown_with_its_source(browser, base_url, tmp_path):
+    from dicom_builder import us_region, write_us_dicom
+    from fetalhc.api import exports
+    from fetalhc.phantom import make_phantom
+
+    img, _ = make_phantom(540, 800, seed=3)
+    dcm = write_us_dicom(tmp_path / "x.dcm", img, PatientName="Doe^Jane",
+                         SequenceOfUltrasoundRegions=[us_region((0, 0, 799, 539), (0.015, 0.015))]).read_bytes()
+    page = _page(browser, base_url, 1280)
+    page.get_by_test_id("image-input").set_input_files({"name": "x.dcm", "mimeType": "application/dicom",
+                                                        "buffer": dcm})
+    page.get_by_test_id("measure-button").click()
+    sync_api.expect(page.get_by_test_id("hc-value")).not_to_be_empty(timeout=60_000)
+    assert "from the DICOM file" in page.get_by_test_id("pixel-size-source").text_content()
+    assert "0.15 mm (source: dicom:SequenceOfUltrasoundRegions)" in page.get_by_test_id("pixel-size").text_content()
+    if exports.sr_available():
+        assert page.get_by_test_id("download-sr").is_visible()
+        assert _download(page, "download-sr")[128:132] == b"DICM"
+    else:
+        assert "not installed" in page.get_by_test_id("sr-note").text_content()
+    assert "Doe" not in page.content()
     page.close()

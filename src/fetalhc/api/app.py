@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Path, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -47,6 +48,7 @@ from fetalhc.ellipse import Ellipse
 from fetalhc.overlay import draw_overlay
 from fetalhc.pipeline import PipelineConfig
 
+T = TypeVar("T")
 RETRY_AFTER_S = 5
 _E = {"model": ErrorResponse}
 MEASURE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -154,17 +156,8 @@ def create_app(settings: Settings | None = None, model_path: str | None = None) 
         overlay: Annotated[bool, Form(description="also return the overlay picture")] = False,
     ) -> MeasureResponse:
         """Measure one upload: the automatic reading and the de-identified image it was made on."""
-        r = await run_reading(request, image, pixel_size_mm, ga_weeks, crop_mode, flips, frame)
-        res = r.automatic
-        h, w = r.clean.pixels.shape[:2]
-        over = png_base64(draw_overlay(r.clean.pixels, res)) if overlay else None
-        return MeasureResponse.model_validate({
-            "result": res.row(), "flag_list": list(res.flags), "display": display_values(res),
-            "image": {"width_px": w, "height_px": h, "png_base64": png_base64(r.clean.pixels),
-                      "kind": r.decoded.kind, "frames": r.decoded.frames, "frame": r.decoded.frame},
-            "model": model, "sr_available": r.decoded.kind == "dicom" and exports.sr_available(),
-            "overlay_png_base64": over,
-        })
+        req = await read_request(image, pixel_size_mm, ga_weeks, crop_mode, flips, frame)
+        return await run_job(request, req, lambda r: _measure_response(r, overlay, model))
 
     @app.post("/api/readout", response_model=ReadoutResponse,
               responses={400: {**_E, "description": "bad ellipse"},
@@ -185,41 +178,59 @@ def create_app(settings: Settings | None = None, model_path: str | None = None) 
     @app.post("/api/export/sr", response_class=Response, dependencies=[Depends(sr_required)], responses={
         **MEASURE_ERRORS, 501: {**_E, "description": "SR support not installed"},
         200: {"description": "a DICOM Comprehensive SR of the reading", "content": {"application/dicom": {}}}})
-    async def export_sr(r: Annotated[Reading, Depends(export_inputs)]) -> Response:
+    async def export_sr(request: Request, req: Annotated[ReadRequest, Depends(export_inputs)]) -> Response:
         """The reading (corrected when an ellipse is given) as a DICOM SR; DICOM uploads only.
         The upload is measured again (deterministic) instead of being kept."""
-        if r.decoded.kind != "dicom":
-            raise HTTPException(400, f"a DICOM SR needs a DICOM upload; this one is {r.decoded.kind.upper()}")
-        return await pool.run(lambda: _file_response(ExportFormat.sr, r, model))
+        return await run_job(request, req, lambda r: _file_response(ExportFormat.sr, r, model))
 
     @app.post("/api/export/{fmt}", response_class=Response, responses={
         **MEASURE_ERRORS,
         200: {"description": "the file", "content": {"text/csv": {}, "application/json": {}, "application/pdf": {}}}})
     async def export(
+        request: Request,
         fmt: Annotated[TableFormat, Path(description="csv, json or pdf (the one-page report)")],
-        r: Annotated[Reading, Depends(export_inputs)],
+        req: Annotated[ReadRequest, Depends(export_inputs)],
     ) -> Response:
         """The reading as a file; with all five ellipse fields, the reading of that corrected ellipse
         (marked as edited). The upload is measured again (deterministic) instead of being kept."""
-        return await pool.run(lambda: _file_response(ExportFormat(fmt.value), r, model))
+        return await run_job(request, req, lambda r: _file_response(ExportFormat(fmt.value), r, model))
 
     return app
 
 
-async def run_reading(request: Request, image: UploadFile, pixel_size_mm: float | None, ga_weeks: float | None,
-                      crop_mode: str, flips: bool, frame: int | None, ellipse: Ellipse | None = None) -> Reading:
-    """Read the upload into memory and measure it on the app's worker pool."""
+@dataclass(frozen=True)
+class ReadRequest:
+    """One upload (bytes in memory) with its checked settings and an optional corrected ellipse."""
+
+    data: bytes
+    pixel_size_mm: float | None
+    ga_weeks: float | None
+    config: PipelineConfig
+    frame: int | None
+    ellipse: Ellipse | None = None
+
+
+async def read_request(image: UploadFile, pixel_size_mm: float | None, ga_weeks: float | None, crop_mode: str,
+                       flips: bool, frame: int | None, ellipse: Ellipse | None = None) -> ReadRequest:
+    """Read the upload into memory and check the settings (400 for a bad GA)."""
+    return ReadRequest(await image.read(), pixel_size_mm, _checked_ga(ga_weeks),
+                       PipelineConfig(crop_mode=crop_mode, flips=flips), frame, ellipse)
+
+
+async def run_job(request: Request, req: ReadRequest, finish: Callable[[Reading], T]) -> T:
+    """Measure ``req`` and turn the reading into the answer with ``finish``, both in one job on the
+    app's worker pool (nothing CPU-heavy runs on the event loop)."""
     engine: Engine = request.app.state.engine
     pool: WorkerPool = request.app.state.pool
-    data = await image.read()
-    ga = _checked_ga(ga_weeks)
-    config = PipelineConfig(crop_mode=crop_mode, flips=flips)
-    return await pool.run(lambda: engine.read(data, pixel_size_mm=pixel_size_mm, ga_weeks=ga, config=config,
-                                              frame=frame, ellipse=ellipse))
+
+    def job() -> T:
+        return finish(engine.read(req.data, pixel_size_mm=req.pixel_size_mm, ga_weeks=req.ga_weeks,
+                                  config=req.config, frame=req.frame, ellipse=req.ellipse))
+
+    return await pool.run(job)
 
 
 async def export_inputs(
-    request: Request,
     image: Annotated[UploadFile, File(description="the same upload as for /api/measure")],
     pixel_size_mm: Annotated[float | None, Form(ge=MIN_PIXEL_SIZE_MM, le=MAX_PIXEL_SIZE_MM)] = None,
     ga_weeks: Annotated[float | None, Form()] = None,
@@ -231,7 +242,7 @@ async def export_inputs(
     semi_axis_a_px: Annotated[float | None, Form(ge=1, le=1e5)] = None,
     semi_axis_b_px: Annotated[float | None, Form(ge=1, le=1e5)] = None,
     angle_deg: Annotated[float | None, Form(ge=-3600, le=3600)] = None,
-) -> Reading:
+) -> ReadRequest:
     """The same form as /api/measure plus an optional corrected ellipse (all five fields or none)."""
     vals = (center_x_px, center_y_px, semi_axis_a_px, semi_axis_b_px, angle_deg)
     ellipse = None
@@ -243,14 +254,30 @@ async def export_inputs(
             ellipse = normalized_ellipse(*(float(v) for v in vals if v is not None))
         except ValueError as err:
             raise HTTPException(400, str(err)) from None
-    return await run_reading(request, image, pixel_size_mm, ga_weeks, crop_mode, flips, frame, ellipse)
+    return await read_request(image, pixel_size_mm, ga_weeks, crop_mode, flips, frame, ellipse)
+
 
 def sr_required() -> None:
     if not exports.sr_available():
         raise HTTPException(501, "SR support not installed: this build of fetalhc has no fetalhc.sr module")
 
 
+def _measure_response(r: Reading, overlay: bool, model: dict[str, str]) -> MeasureResponse:
+    res = r.automatic
+    h, w = r.clean.pixels.shape[:2]
+    over = png_base64(draw_overlay(r.clean.pixels, res)) if overlay else None
+    return MeasureResponse.model_validate({
+        "result": res.row(), "flag_list": list(res.flags), "display": display_values(res),
+        "image": {"width_px": w, "height_px": h, "png_base64": png_base64(r.clean.pixels),
+                  "kind": r.decoded.kind, "frames": r.decoded.frames, "frame": r.decoded.frame},
+        "model": model, "sr_available": r.decoded.kind == "dicom" and exports.sr_available(),
+        "overlay_png_base64": over,
+    })
+
+
 def _file_response(fmt: ExportFormat, r: Reading, model: dict[str, str]) -> Response:
+    if fmt is ExportFormat.sr and r.decoded.kind != "dicom":
+        raise UploadError(f"a DICOM SR needs a DICOM upload; this one is {r.decoded.kind.upper()}")
     res, edited = r.result, r.edited is not None
     row = exports.export_row(res, edited)
     name = f"fetalhc_result{'_edited' if edited else ''}"
