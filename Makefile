@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: demo test bench setup setup-dev tesseract dicomtools clean
+.PHONY: demo test bench bench-load setup setup-dev system-deps clean
 
 $(BIN)/fetalhc:
 	$(PY) -m venv $(VENV)
@@ -19,15 +19,18 @@ $(VENV)/.dev: pyproject.toml
 	$(BIN)/pip install -q -e ".[train,dev]"
 	touch $@
 
-setup-dev: $(VENV)/.dev tesseract dicomtools
+setup-dev: $(VENV)/.dev system-deps
 
-# Tesseract OCR (Debian) for the de-identification proof; skipped where apt is unavailable.
-tesseract:
-	@command -v tesseract >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq tesseract-ocr >/dev/null) || echo "tesseract not installed: OCR tests will skip"; }
-
-# dicom3tools (dciodvfy) and DCMTK (dsrdump) validate the DICOM SR output; skipped where apt is unavailable.
-dicomtools:
-	@command -v dciodvfy >/dev/null && command -v dsrdump >/dev/null || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq dicom3tools dcmtk >/dev/null) || echo "dicom3tools/dcmtk not installed: SR validator tests will skip"; }
+# System tools the tests use, from Debian: Tesseract (de-identification proof), dicom3tools and
+# DCMTK (dciodvfy / dsrdump validate the DICOM SR), Chromium (web page tests, driven by Playwright
+# at /usr/bin/chromium; no browser download). One apt-get for whatever is missing; where apt is
+# unavailable their tests skip, except under FETALHC_REQUIRE_TOOLS=1 (CI), where they fail.
+system-deps:
+	@missing=""; for c in tesseract:tesseract-ocr dciodvfy:dicom3tools dsrdump:dcmtk chromium:chromium; do \
+		command -v $${c%%:*} >/dev/null || missing="$$missing $${c##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+		else echo "not installed:$$missing (their tests skip)"; fi; fi
 
 demo: setup
 	$(BIN)/fetalhc demo
@@ -39,6 +42,9 @@ test: setup-dev
 
 bench: setup-dev
 	$(BIN)/python benchmarks/bench_measure.py
+
+bench-load: setup-dev
+	$(BIN)/python benchmarks/load_api.py --json benchmarks/load_results.json
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

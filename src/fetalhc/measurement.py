@@ -132,6 +132,18 @@ def measure(seg: Segmentation, pixel_size_mm: float | None, pixel_size_source: s
                    fit_iou=mask_ellipse_iou(mask, ell) if ell.semi_axis_b_px > 0 else None)
 
 
+def measure_ellipse(ellipse: Ellipse, image_shape_hw: tuple[int, int], pixel_size_mm: float | None,
+                    pixel_size_source: str = "user") -> Measurement:
+    """The measurement of a given ellipse (pixels of an image of ``image_shape_hw``), e.g. one a
+    person drew or corrected: its pixel-centre raster is the head mask, so the same checks apply.
+    No network output exists for it: no edge confidence, HC band, crop HCs or patent length."""
+    h, w = int(image_shape_hw[0]), int(image_shape_hw[1])
+    mask = ellipse.rasterize((h, w))
+    return Measurement((h, w), pixel_size_mm, pixel_size_source, mask, ellipse=ellipse, hc_px=ellipse.perimeter_px,
+                       ellipse_outside_px=ellipse_outside_px(ellipse, (h, w)),
+                       fit_iou=mask_ellipse_iou(mask, ellipse) if mask.any() else None)
+
+
 def boundary_confidence(probability: NDArray[np.floating], mask: NDArray[np.generic], band_px: int = 7) -> float:
     """Mean certainty |2p - 1| (0..1) of ``probability`` in a band of +-``band_px`` pixels around
     the edge of ``mask``; 0.0 when the mask has no edge."""

@@ -41,6 +41,8 @@ FLAG_PIXEL_SIZE_OVERRIDDEN = "pixel_size_overridden"
 FLAG_PIXEL_SIZE_NOT_IN_CSV = "pixel_size_not_in_csv"
 #: informative: no DICOM SR could be written for this reading (see fetalhc.sr)
 FLAG_SR_NOT_WRITTEN = "sr_not_written"
+#: informative: a person corrected the ellipse (fetalhc.api); the values are those of the corrected ellipse
+FLAG_EDITED = "edited"
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class QualityThresholds:
     hc_range_mm: tuple[float, float] = (40.0, 400.0)
     info_flags: frozenset[str] = field(
         default_factory=lambda: INFO_FLAGS | {FLAG_PIXEL_SIZE_OVERRIDDEN, FLAG_PIXEL_SIZE_NOT_IN_CSV,
-                                       FLAG_SR_NOT_WRITTEN})
+                                       FLAG_SR_NOT_WRITTEN, FLAG_EDITED})
 
 
 @dataclass(frozen=True)

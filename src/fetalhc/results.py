@@ -17,8 +17,10 @@ from numpy.typing import NDArray
 from fetalhc.ellipse import Ellipse
 
 if TYPE_CHECKING:  # types only: importing fetalhc stays light (no model runtime)
+    from fetalhc.clinical import Readout
+    from fetalhc.measurement import Measurement
     from fetalhc.pipeline import Outcome
-    from fetalhc.quality import QualityThresholds
+    from fetalhc.quality import QualityThresholds, Verdict
 
 #: Columns of the results table, in order (CSV and JSON use the same names).
 TABLE_COLUMNS = (
@@ -162,20 +164,28 @@ def assemble(outcome: Outcome, *, file: str | None = None, frame: int | None = N
              keep_arrays: bool = True) -> MeasureResult:
     """The result record of a pipeline outcome. ``file`` defaults to the image's name;
     ``keep_arrays=False`` leaves out the probability map and mask (for streaming many files)."""
-    m, r, v = outcome.measurement, outcome.readout, outcome.verdict
+    return from_parts(outcome.image.name if file is None else file, outcome.measurement, outcome.readout,
+                      outcome.verdict, crop_mode=outcome.config.crop_label, frame=frame,
+                      probability=outcome.segmentation.probability if keep_arrays else None,
+                      mask=outcome.measurement.head_mask if keep_arrays else None)
+
+
+def from_parts(file: str, m: Measurement, r: Readout, v: Verdict, *, crop_mode: str = "", frame: int | None = None,
+               probability: NDArray[np.float32] | None = None, mask: NDArray[np.uint8] | None = None
+               ) -> MeasureResult:
+    """The result record of a measurement, its read-out and its verdict (the one place that
+    lays them out as a row's fields)."""
     return MeasureResult(
-        file=outcome.image.name if file is None else file,
+        file=file,
         ellipse=m.ellipse,
         hc_mm=m.hc_mm, patent_pixel_count_hc_mm=m.patent_pixel_count_hc_mm, contour_length_mm=m.contour_length_mm,
         hc_px=m.hc_px, patent_pixel_count_hc_px=m.patent_pixel_count_hc_px, contour_length_px=m.contour_length_px,
         pixel_size_mm=m.pixel_size_mm, pixel_size_source=m.pixel_size_source,
         bpd_mm=r.bpd_mm, ofd_mm=r.ofd_mm, cephalic_index=r.cephalic_index, ga_weeks=r.ga_weeks,
         ga_hadlock_weeks=r.ga_hadlock_weeks, ga_intergrowth_weeks=r.ga_intergrowth_weeks, hc_z=r.hc_z,
-        hc_centile=r.hc_centile, status=v.status, flags=v.flags, crop_mode=outcome.config.crop_label,
+        hc_centile=r.hc_centile, status=v.status, flags=v.flags, crop_mode=crop_mode,
         crop_hc_px=m.crop_hc_px, hc_band_px=m.hc_band_px, hc_band_mm=m.hc_band_mm, edge_confidence=m.edge_confidence,
-        frame=frame, thresholds=v.thresholds,
-        probability=outcome.segmentation.probability if keep_arrays else None,
-        mask=m.head_mask if keep_arrays else None,
+        frame=frame, thresholds=v.thresholds, probability=probability, mask=mask,
     )
 
 
