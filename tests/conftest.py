@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -14,6 +16,20 @@ from fetalhc.segment import default_model_path
 
 #: the outer skull ellipse of the shared phantom (pixels of a 540 x 800 image)
 PHANTOM_TRUTH = Ellipse(400.0, 270.0, 250.0, 195.0, 15.0)
+
+
+def require_tool(name: str, how: str) -> str:
+    """The path of the program ``name``. Where it is missing the test is skipped with ``how`` to
+    install it, except under FETALHC_REQUIRE_TOOLS=1 (CI, after ``make setup-dev`` installed
+    everything), where it fails: a missing install step must not pass silently."""
+    exe = os.environ.get(f"FETALHC_{name.upper()}") or shutil.which(name)
+    if exe:
+        return exe
+    msg = f"{name} not installed ({how})"
+    if os.environ.get("FETALHC_REQUIRE_TOOLS") == "1":
+        pytest.fail(msg + " and FETALHC_REQUIRE_TOOLS=1", pytrace=False)
+    pytest.skip(msg, allow_module_level=True)
+    raise AssertionError  # unreachable: skip raises
 
 
 @pytest.fixture(scope="session")

@@ -14,13 +14,6 @@ from fetalhc.api import create_app, exports  # noqa: E402
 from fetalhc.api.engine import Settings  # noqa: E402
 from fetalhc.phantom import make_phantom  # noqa: E402
 
-try:
-    import fetalhc.sr  # noqa: F401
-
-    HAVE_SR = True
-except ImportError:
-    HAVE_SR = False
-
 
 @pytest.fixture(scope="module")
 def client(model_path):
@@ -43,7 +36,6 @@ def test_sr_endpoint_says_501_when_sr_is_missing(client, dicom_bytes, monkeypatc
     assert r.status_code == 501 and "SR support not installed" in r.json()["detail"]
 
 
-@pytest.mark.skipif(not HAVE_SR, reason="fetalhc.sr not merged yet")
 def test_sr_download_of_an_edited_dicom_reading(client, dicom_bytes):
     import pydicom
 
@@ -60,7 +52,6 @@ def test_sr_download_of_an_edited_dicom_reading(client, dicom_bytes):
     assert sr.SeriesInstanceUID != src.SeriesInstanceUID
 
 
-@pytest.mark.skipif(not HAVE_SR, reason="fetalhc.sr not merged yet")
 def test_sr_needs_a_dicom_upload(client):
     import cv2
 

@@ -7,6 +7,7 @@ Header: the PS3.15 basic profile leaves none of the planted identifiers anywhere
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -34,6 +35,8 @@ from fetalhc.deid import (
 )
 from fetalhc.image import UltrasoundImage, load_image
 
+if os.environ.get("FETALHC_REQUIRE_TOOLS") == "1" and not tesseract_available():
+    pytest.fail("tesseract missing and FETALHC_REQUIRE_TOOLS=1 (apt-get install tesseract-ocr)", pytrace=False)
 needs_ocr = pytest.mark.skipif(not tesseract_available(),
                                reason="tesseract binary or pytesseract missing (apt-get install tesseract-ocr)")
 

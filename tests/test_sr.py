@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import math
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from PIL import Image
 from pydicom.uid import ComprehensiveSRStorage, UltrasoundMultiFrameImageStorage
 from typer.testing import CliRunner
 
+from conftest import require_tool
 from dicom_builder import us_region, write_us_dicom
 from fetalhc import __version__
 from fetalhc.cli import app
@@ -101,9 +101,7 @@ def _codes(ds: pydicom.Dataset) -> dict[str, tuple[str, str]]:
 
 def _dciodvfy(path: Path) -> list[str]:
     """dciodvfy's output lines; the test is skipped where dicom3tools is not installed."""
-    exe = shutil.which("dciodvfy")
-    if exe is None:
-        pytest.skip("dciodvfy not installed (Debian package dicom3tools; `make setup-dev` installs it)")
+    exe = require_tool("dciodvfy", "Debian package dicom3tools; `make setup-dev` installs it")
     p = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
     return (p.stdout + p.stderr).splitlines()
 
@@ -277,8 +275,8 @@ def test_dciodvfy_and_dsrdump_accept_the_sr(tmp_path, case):
     lines = _dciodvfy(path)
     assert _errors(lines) == [], "\n".join(lines)
     assert any("ComprehensiveSR" in ln for ln in lines)
-    dsrdump = shutil.which("dsrdump")
-    if dsrdump is not None:  # DCMTK's SR reader parses the tree too
+    dsrdump = require_tool("dsrdump", "Debian package dcmtk; `make setup-dev` installs it")
+    if dsrdump:  # DCMTK's SR reader parses the tree too
         p = subprocess.run([dsrdump, str(path)], capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
         assert "Head Circumference" in p.stdout and "ELLIPSE" in p.stdout

@@ -7,19 +7,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
+from conftest import require_tool
+
 pytest.importorskip("fastapi", reason="serving needs the serve extra")
 
-CHROMIUM = os.environ.get("FETALHC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).is_file():
-    pytest.skip(f"chromium not installed ({CHROMIUM}): apt-get install chromium (make setup-dev does)",
-                allow_module_level=True)
+CHROMIUM = require_tool("chromium", "apt-get install chromium; make setup-dev does")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -e '.[dev]')")
 
 from fetalhc.api import create_app  # noqa: E402
