@@ -254,3 +254,12 @@ def test_readout_is_a_pure_value():
     assert len(r.flags) == 1 and isinstance(r.flags, tuple)
     with pytest.raises(FrozenInstanceError):
         r.flags = ()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("hc_mm", [1e-120, 1e-30, 5000.0, 1e6])
+def test_absurd_hc_gives_no_ga_instead_of_overflowing(hc_mm):
+    from fetalhc.clinical import readout
+
+    assert intergrowth_ga_weeks(hc_mm) is None and hadlock_ga_weeks(hc_mm) is None
+    r = readout(hc_mm)
+    assert r.ga_intergrowth_weeks is None and r.ga_hadlock_weeks is None

@@ -85,8 +85,9 @@ def intergrowth_ga_raw(hc_mm: float) -> float:
     """INTERGROWTH-21st (2016) gestational age (weeks) from HC (mm), *without* the range check:
     ln(GA days) = 0.05970 (ln HC)^2 + 0.000000006409 HC^3 + 3.3258, HC in mm."""
     hc = _check_hc(hc_mm)
-    days = math.exp(0.05970 * math.log(hc) ** 2 + 0.000000006409 * hc**3 + 3.3258)
-    return days / 7.0
+    exponent = 0.05970 * math.log(hc) ** 2 + 0.000000006409 * hc**3 + 3.3258
+    # far outside any head (HC below ~1e-100 mm or above ~4.8 m) the estimate overflows: infinite weeks
+    return math.exp(exponent) / 7.0 if exponent < 700.0 else math.inf
 
 
 def intergrowth_ga_weeks(hc_mm: float) -> float | None:

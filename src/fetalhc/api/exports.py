@@ -7,7 +7,6 @@ module is installed.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from fetalhc.io_utils import table_text
 from fetalhc.results import TABLE_COLUMNS, MeasureResult
 
 #: Columns of the CSV download: the results table's plus whether a person corrected the ellipse.
@@ -33,22 +33,11 @@ def export_row(res: MeasureResult, edited: bool) -> dict[str, Any]:
     return row
 
 
-def _csv_cell(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, (list, tuple)):
-        return json.dumps(list(v))
-    return v
-
-
 def csv_bytes(row: dict[str, Any]) -> bytes:
-    """One header line and one row (UTF-8); lists (if any) as JSON arrays."""
+    """One header line and one row (UTF-8), written as ``fetalhc measure`` writes its table
+    (:func:`fetalhc.io_utils.table_text`: lists as JSON arrays)."""
     cols = list(EXPORT_COLUMNS) + [k for k in row if k not in EXPORT_COLUMNS]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    w.writerow({k: _csv_cell(row.get(k)) for k in cols})
-    return buf.getvalue().encode("utf-8")
+    return table_text([row], cols, "csv").encode("utf-8")
 
 
 def json_bytes(row: dict[str, Any], flags: list[str], automatic: dict[str, Any] | None, model: dict[str, str]) -> bytes:
