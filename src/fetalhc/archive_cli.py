@@ -16,6 +16,7 @@ from fetalhc.archive import dask_client, run_archive
 from fetalhc.archive_io import OutputError
 from fetalhc.archive_worker import ArchiveSettings
 from fetalhc.pipeline import PipelineConfig
+from fetalhc.segment import ModelError, read_model_info
 
 
 def wants_archive(out: Path | None, workers: int | None, scheduler: str | None, resume: bool) -> bool:
@@ -52,7 +53,9 @@ def measure_archive(inputs: list[Path], *, out: Path | None, workers: int | None
         px = validate_pixel_size(pixel_size, "--pixel-size") if pixel_size is not None else None
         if not inputs:
             raise ValueError("no inputs given")
-    except ValueError as e:
+        if model is not None:
+            read_model_info(model)  # fail here, not on every worker
+    except (ValueError, ModelError) as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
     distributed = workers is not None or scheduler is not None
@@ -74,7 +77,7 @@ def measure_archive(inputs: list[Path], *, out: Path | None, workers: int | None
                                           pixel_size_table=table, on_batch=advance)
             else:
                 summary = run_archive(inputs, out, settings, resume=resume, pixel_size_table=table, on_batch=advance)
-    except OutputError as e:
+    except (OutputError, ModelError) as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
     skipped = f"; {summary.skipped} already in {out} skipped" if summary.skipped else ""
