@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from fetalhc.flags import make_flag
 from fetalhc.image import ImageLoadError, UltrasoundImage, is_dicom, load_image
@@ -16,6 +19,9 @@ from fetalhc.pipeline import Pipeline, PipelineConfig
 from fetalhc.pixel_size_csv import CsvEntry, lookup
 from fetalhc.quality import FLAG_PIXEL_SIZE_NOT_IN_CSV, FLAG_PIXEL_SIZE_OVERRIDDEN
 from fetalhc.results import TABLE_COLUMNS, MeasureResult, assemble, failure
+
+if TYPE_CHECKING:
+    from fetalhc.sr import AlgorithmIdentity
 
 
 @dataclass
@@ -86,9 +92,43 @@ def resolve_inputs(img: UltrasoundImage, opts: BatchOptions) -> tuple[Ultrasound
     return img, ga, tuple(flags)
 
 
-def measure_file(pipe: Pipeline, path: Path, opts: BatchOptions, seen: set[str]) -> list[MeasureResult]:
+def write_outputs(res: MeasureResult, pixels: NDArray[np.uint8], source: Path, stem: str, opts: BatchOptions,
+                  algorithm: AlgorithmIdentity | None = None) -> MeasureResult:
+    """Write what ``opts`` asks for (mask, overlay, report, DICOM SR) for one measured image,
+    each file atomically, named ``<stem>_mask.png`` and so on. Returns the result with the SR's
+    path, or with an informative flag saying why no SR was written."""
+    if opts.mask_dir is not None and res.mask is not None:
+        write_png(opts.mask_dir / f"{stem}_mask.png", res.mask * 255)
+    if opts.overlay_dir is not None:
+        write_png(opts.overlay_dir / f"{stem}_overlay.png", draw_overlay(pixels, res))
+    if opts.report_dir is not None:
+        from fetalhc.report import write_report
+
+        write_report(res, pixels, opts.report_dir, stem)
+    if opts.sr_dir is not None:
+        from fetalhc.sr import write_sr_for_result
+
+        sr_path, sr_flag = write_sr_for_result(res, source, opts.sr_dir, frame=res.frame, stem=stem,
+                                               algorithm=algorithm)
+        res = replace(res, sr_file=None if sr_path is None else str(sr_path),
+                      flags=res.flags + (() if sr_flag is None else (sr_flag,)))
+    return res
+
+
+def measure_file(pipe: Pipeline, path: Path, opts: BatchOptions, seen: set[str] | None = None, *,
+                 file: str | None = None, stem: str | None = None) -> list[MeasureResult]:
     """All results of one file (one per frame). Errors become a result with ``error`` set.
-    The results carry no image-sized arrays (streaming)."""
+    The results carry no image-sized arrays (streaming).
+
+    ``file`` is the name the rows carry (default: ``path`` as given); output files are named
+    after ``stem`` (``<stem>_frame0003`` for frames) or, without it, after the file's stem made
+    unique among the names already in ``seen``."""
+    label = str(path) if file is None else file
+    algorithm = None
+    if opts.sr_dir is not None:
+        from fetalhc.sr import algorithm_identity_from_info
+
+        algorithm = algorithm_identity_from_info(pipe.segmenter.info)
     out: list[MeasureResult] = []
     frames = iter_images(path, opts.frame)
     while True:
@@ -99,26 +139,14 @@ def measure_file(pipe: Pipeline, path: Path, opts: BatchOptions, seen: set[str])
             frame, img = item
             img, ga, input_flags = resolve_inputs(img, opts)
             outcome = pipe.run(img, ga, input_flags=input_flags)
-            res = assemble(outcome, file=str(path), frame=frame)
-            stem = _unique_stem(path, frame, seen)
-            pixels = outcome.image.pixels
-            if opts.mask_dir is not None and res.mask is not None:
-                write_png(opts.mask_dir / f"{stem}_mask.png", res.mask * 255)
-            if opts.overlay_dir is not None:
-                write_png(opts.overlay_dir / f"{stem}_overlay.png", draw_overlay(pixels, res))
-            if opts.report_dir is not None:
-                from fetalhc.report import write_report
-
-                write_report(res, pixels, opts.report_dir, stem)
-            if opts.sr_dir is not None:
-                from fetalhc.sr import algorithm_identity_from_info, write_sr_for_result
-
-                sr_path, sr_flag = write_sr_for_result(res, path, opts.sr_dir, frame=frame, stem=stem,
-                                                       algorithm=algorithm_identity_from_info(pipe.segmenter.info))
-                res = replace(res, sr_file=None if sr_path is None else str(sr_path),
-                              flags=res.flags + (() if sr_flag is None else (sr_flag,)))
+            res = assemble(outcome, file=label, frame=frame)
+            if stem is None:
+                out_stem = _unique_stem(path, frame, set() if seen is None else seen)
+            else:
+                out_stem = stem if frame is None else f"{stem}_frame{frame:04d}"
+            res = write_outputs(res, outcome.image.pixels, path, out_stem, opts, algorithm)
         except (ImageLoadError, ValueError, OSError) as e:
-            out.append(failure(str(path), str(e)))
+            out.append(failure(label, str(e)))
             break
         out.append(replace(res, mask=None, probability=None))
     return out

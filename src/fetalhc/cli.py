@@ -84,8 +84,21 @@ def measure(
     deid: Annotated[bool, typer.Option(help="Blank burned-in text first (on by default).")] = True,
     ocr: Annotated[bool, typer.Option(help="De-identify with Tesseract OCR too (slower, more thorough).")] = False,
     model: Annotated[Path | None, typer.Option(help="Another ONNX model (metadata JSON beside it).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Measure on a local Dask cluster of N processes.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Measure on an existing Dask cluster (tcp://host:8786).")
+                         ] = None,
+    resume: Annotated[bool, typer.Option(help="Skip files already in --out and append the rest.")] = False,
 ) -> None:
     """Measure head circumference on images; one result row per image (or DICOM frame)."""
+    from fetalhc.archive_cli import measure_archive, wants_archive
+
+    archive_out = None if out in (None, "-") else Path(out)
+    if wants_archive(archive_out, workers, scheduler, resume):  # archives: Dask, resumable output (fetalhc.archive)
+        raise typer.Exit(measure_archive(
+            inputs, out=archive_out, workers=workers, scheduler=scheduler, resume=resume, pixel_size=pixel_size,
+            pixel_size_csv=pixel_size_csv, mask_dir=mask_dir, overlay_dir=overlay_dir, report_dir=report_dir,
+            sr_dir=sr_dir, ga_weeks=ga_weeks, crop_mode=crop_mode, q=q, flips=flips, frame=frame, deid=deid, ocr=ocr,
+            model=model, err=err))
     from fetalhc.batch import BatchOptions, run_batch
     from fetalhc.clinical import validate_ga_weeks
     from fetalhc.image import validate_pixel_size
