@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fetalhc.image import ImageLoadError, UltrasoundImage, is_dicom, load_image
+from fetalhc.image import ImageLoadError, UltrasoundImage
 from fetalhc.io_utils import write_png, write_table
 from fetalhc.overlay import draw_overlay
 from fetalhc.pipeline import Pipeline, PipelineConfig
 from fetalhc.pixel_size_csv import CsvEntry, lookup
+from fetalhc.reader import iter_frames
 from fetalhc.results import TABLE_COLUMNS, MeasureResult
 
 
@@ -33,21 +34,8 @@ class BatchOptions:
 
 def iter_images(path: Path, frame: int | None = None) -> Iterator[tuple[int | None, UltrasoundImage]]:
     """Yield (frame index or None, image) for one file; a DICOM cine yields each frame in turn."""
-    if is_dicom(path):
-        from fetalhc import dicom
-
-        if frame is not None:
-            yield frame, dicom.load_dicom(path, frame=frame)
-            return
-        n = dicom.number_of_frames(path)
-        if n <= 1:
-            yield None, dicom.load_dicom(path)
-            return
-        yield from enumerate(dicom.iter_dicom_frames(path))
-        return
-    if frame is not None:
-        raise ImageLoadError(f"{path}: --frame applies to DICOM cine files only")
-    yield None, load_image(path)
+    for f in iter_frames(path, frame):
+        yield f.index, f.image
 
 
 def _unique_stem(path: Path, frame: int | None, seen: set[str]) -> str:

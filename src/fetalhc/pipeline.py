@@ -19,7 +19,8 @@ from fetalhc.crops import CropBox, CropMode, crop_boxes, extract_crop
 from fetalhc.deid import deidentify_pixels
 from fetalhc.ellipse import Ellipse, fit_ellipse_points
 from fetalhc.fuse import binarize, fuse_probabilities
-from fetalhc.image import UltrasoundImage, load_image, to_grey_uint8
+from fetalhc.image import UltrasoundImage, to_grey_uint8
+from fetalhc.reader import load_image
 from fetalhc.results import MeasureResult
 from fetalhc.segment import Segmenter
 

@@ -21,9 +21,10 @@ import cv2
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse
 
-from fetalhc.image import ImageLoadError, load_image
+from fetalhc.image import ImageLoadError
 from fetalhc.overlay import draw_overlay
 from fetalhc.pipeline import Pipeline, PipelineConfig
+from fetalhc.reader import load_image
 
 MAX_UPLOAD_BYTES = 50 * 2**20
 

@@ -1,0 +1,50 @@
+"""The DICOM header profile (fetalhc.deid.header) on the synthetic corpus's DICOM files."""
+
+from __future__ import annotations
+
+import pytest
+
+pydicom = pytest.importorskip("pydicom")
+
+from deid_corpus import Screen, make_dicom, make_screen  # noqa: E402
+from fetalhc.deid import deidentify_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def screens() -> list[Screen]:
+    return [make_screen(i) for i in range(4)]
+
+
+IDENTIFYING_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "PatientAddress", "InstitutionName",
+                    "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
+                    "AccessionNumber", "StudyDate", "StudyTime", "StudyID", "StationName", "DeviceSerialNumber")
+
+
+def header_secrets(s: Screen) -> list[bytes]:
+    """Identifying strings planted in the header of make_dicom (name parts, IDs, dates, places)."""
+    words = [t for key in ("name", "id", "hospital", "physician", "accession") for t in s.identity[key].split()
+             if len(t) >= 4 and t.upper() not in ("PATIENT",)]
+    return [w.encode() for w in words] + [b"19870314", b"20240131", b"Invented Lane", b"Fictional", b"Fakename",
+                                          b"Imaginary", b"USROOM3", b"SN-0042", b"S12345"]
+
+
+def test_deidentify_dataset_basic_profile(tmp_path, screens):
+    s = screens[0]
+    ds = pydicom.dcmread(make_dicom(tmp_path / "in.dcm", s))
+    original_uid = ds.SOPInstanceUID
+    out = deidentify_dataset(ds)
+    assert str(ds.PatientName).startswith("MARGARETHE")  # the input is not changed
+    for tag in ("PatientAddress", "InstitutionAddress"):  # action X: removed
+        assert tag not in out
+    for tag in IDENTIFYING_TAGS:
+        v = str(out.get(tag, "") or "")
+        assert not any(sec.decode() in v for sec in header_secrets(s)), tag
+    assert out.SOPInstanceUID != original_uid and out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+    assert out.PatientIdentityRemoved == "YES"
+    assert [c.CodeValue for c in out.DeidentificationMethodCodeSequence] == ["113100"]
+    assert out.DeidentificationMethodCodeSequence[0].CodingSchemeDesignator == "DCM"
+    assert out.BurnedInAnnotation == "YES"  # pixels not cleaned: the flag stays
+    clean = deidentify_dataset(ds, pixels_cleaned=True)
+    assert clean.BurnedInAnnotation == "NO"
+    assert [c.CodeValue for c in clean.DeidentificationMethodCodeSequence] == ["113100", "113101"]
+    assert "SequenceOfUltrasoundRegions" in clean  # the pixel size survives
