@@ -265,3 +265,11 @@ def text_block_on_tissue(bitmap: bool, pitch_px: int, seed: int = 0) -> tuple[np
             cv2.putText(text, line, (1, pitch_px * (i + 1) - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
     px[:tissue_y, :260] = (text[:tissue_y, :260] > 60) * 227 if bitmap else text[:tissue_y, :260] * (227 / 255)
     return px, tissue_y
+
+
+def header_secrets(s: Screen) -> list[bytes]:
+    """Identifying strings planted in the header of make_dicom (name parts, IDs, dates, places)."""
+    words = [t for key in ("name", "id", "hospital", "physician", "accession") for t in s.identity[key].split()
+             if len(t) >= 4 and t.upper() not in ("PATIENT",)]
+    return [w.encode() for w in words] + [b"19870314", b"20240131", b"Invented Lane", b"Fictional", b"Fakename",
+                                          b"Imaginary", b"USROOM3", b"SN-0042", b"S12345"]

@@ -14,6 +14,7 @@ from deid_corpus import (  # noqa: E402
     Screen,
     check_boxes,
     head_pixels,
+    header_secrets,
     make_dicom,
     make_screen,
     planted_tokens,
@@ -24,7 +25,6 @@ from dicom_builder import ramp, write_dicom  # noqa: E402
 from fetalhc.deid import deidentify_file, tesseract_available  # noqa: E402
 from fetalhc.image import ImageLoadError  # noqa: E402
 from fetalhc.reader import load_image  # noqa: E402
-from test_deid_header import header_secrets  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from deid_corpus import Screen, make_dicom, make_screen  # noqa: E402
+from deid_corpus import Screen, header_secrets, make_dicom, make_screen  # noqa: E402
 from fetalhc.deid import deidentify_dataset  # noqa: E402
 
 
@@ -18,14 +18,6 @@ def screens() -> list[Screen]:
 IDENTIFYING_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "PatientAddress", "InstitutionName",
                     "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
                     "AccessionNumber", "StudyDate", "StudyTime", "StudyID", "StationName", "DeviceSerialNumber")
-
-
-def header_secrets(s: Screen) -> list[bytes]:
-    """Identifying strings planted in the header of make_dicom (name parts, IDs, dates, places)."""
-    words = [t for key in ("name", "id", "hospital", "physician", "accession") for t in s.identity[key].split()
-             if len(t) >= 4 and t.upper() not in ("PATIENT",)]
-    return [w.encode() for w in words] + [b"19870314", b"20240131", b"Invented Lane", b"Fictional", b"Fakename",
-                                          b"Imaginary", b"USROOM3", b"SN-0042", b"S12345"]
 
 
 def test_deidentify_dataset_basic_profile(tmp_path, screens):

@@ -11,7 +11,7 @@ pydicom = pytest.importorskip("pydicom")
 
 from pydicom.dataset import Dataset  # noqa: E402
 
-from dicom_builder import pydicom_file, ramp, write_dicom  # noqa: E402
+from dicom_builder import SECRET, pydicom_file, ramp, write_dicom  # noqa: E402, F401 - SECRET: test_pipeline imports it from here
 from fetalhc.dicom import (  # noqa: E402
     DicomFile,
     check_modality,
