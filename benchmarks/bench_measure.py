@@ -44,8 +44,8 @@ def image_paths(n: int, tmp: Path) -> list[Path]:
 
 
 def bench_speed(paths: list[Path], modes: list[str], model: Path | None = None) -> dict[str, dict[str, float]]:
-    from fetalhc.image import load_image
     from fetalhc.pipeline import Pipeline, PipelineConfig
+    from fetalhc.reader import load_image
 
     out = {}
     for mode in modes:

@@ -239,3 +239,37 @@ def add_text_on_black(screen: Screen, text: str, level: int, font: int = cv2.FON
                 return Screen(px, screen.head, (*screen.texts, text), (*screen.boxes, box), screen.sector_box,
                               screen.identity)
     raise ValueError("no free black area for the text")
+
+
+def head_pixels(px: NDArray[np.uint8], s: Screen) -> NDArray[np.uint8]:
+    """The pixels of ``s``'s head bounding box in ``px`` (they must never change)."""
+    x0, y0, x1, y1 = s.head_box
+    return px[y0:y1, x0:x1]
+
+
+def text_block_on_tissue(bitmap: bool, pitch_px: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """A sector image whose top-left corner holds five text lines ``pitch_px`` apart touching the
+    image's left edge, with speckled tissue 3 px below the last line (pydicom's
+    examples_rgb_color.dcm has such a block). ``bitmap``: one grey level, as many ultrasound
+    screens draw text; else anti-aliased. Returns the pixels and the first tissue row."""
+    px, _, _ = sector_image(seed=seed)
+    rng = np.random.default_rng(seed)
+    tissue_y = 5 * pitch_px + 4
+    px[tissue_y:tissue_y + 20, :] = np.clip(60 + 25 * rng.standard_normal((20, px.shape[1])), 0, 255)
+    px[:tissue_y, :260] = 0
+    text = np.zeros_like(px)
+    for i, line in enumerate(["SMITH JOHN", "ID 4471234", "DOB 19870314", "ST MARY HOSP", "IM#2"]):
+        if bitmap:
+            cv2.putText(text, line, (1, pitch_px * (i + 1)), cv2.FONT_HERSHEY_PLAIN, 0.75, 255, 1, cv2.LINE_8)
+        else:
+            cv2.putText(text, line, (1, pitch_px * (i + 1) - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
+    px[:tissue_y, :260] = (text[:tissue_y, :260] > 60) * 227 if bitmap else text[:tissue_y, :260] * (227 / 255)
+    return px, tissue_y
+
+
+def header_secrets(s: Screen) -> list[bytes]:
+    """Identifying strings planted in the header of make_dicom (name parts, IDs, dates, places)."""
+    words = [t for key in ("name", "id", "hospital", "physician", "accession") for t in s.identity[key].split()
+             if len(t) >= 4 and t.upper() not in ("PATIENT",)]
+    return [w.encode() for w in words] + [b"19870314", b"20240131", b"Invented Lane", b"Fictional", b"Fakename",
+                                          b"Imaginary", b"USROOM3", b"SN-0042", b"S12345"]

@@ -45,3 +45,30 @@ def write_us_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROM
         setattr(ds, k, v)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+#: An invented patient name that must never leak into messages.
+SECRET = "Zebedee^Quarrington"
+
+
+def pydicom_file(name: str) -> Path:
+    """A pydicom test file present locally (never downloaded), else skip."""
+    import pytest
+    from pydicom.data import get_testdata_file
+
+    p = get_testdata_file(name, download=False)
+    if p is None or not Path(p).is_file():
+        pytest.skip(f"pydicom test file {name} is not available offline (it is in pydicom-data)")
+    return Path(p)
+
+
+def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None,
+                pixel_data: bool = True, **tags: object) -> Path:
+    """A minimal ultrasound DICOM of ``pixels`` whose header names the invented patient SECRET."""
+    tags = {"PatientName": SECRET, "PatientID": "QX-99887766", **tags}
+    return write_us_dicom(path, pixels, photometric, bits_stored, pixel_data, **tags)
+
+
+def ramp(h: int = 60, w: int = 80) -> np.ndarray:
+    """A (h, w) uint8 test pattern: 3 grey levels per column plus 1 per row."""
+    return (np.arange(w, dtype=np.uint16)[None, :] * 3 + np.arange(h, dtype=np.uint16)[:, None]).astype(np.uint8)

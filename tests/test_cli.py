@@ -126,3 +126,21 @@ def test_citation_file_is_valid_and_matches_the_version():
     assert cff["cff-version"].startswith("1.2") and cff["version"] == __version__
     assert any("10.5281/zenodo.1327317" == r.get("doi") for r in cff["references"])  # HC18 cited
     assert tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"] == __version__
+
+
+def test_non_ultrasound_dicom_is_refused_unless_forced(model_path, tmp_path):
+    from dicom_builder import write_us_dicom
+    from fetalhc.phantom import make_phantom
+
+    img, _ = make_phantom(270, 400, seed=2)
+    (tmp_path / "scans").mkdir()
+    ct = write_us_dicom(tmp_path / "scans" / "noext", img, Modality="CT")  # no suffix: found by its preamble
+    out = tmp_path / "r.csv"
+    res = CliRunner().invoke(app, ["measure", str(tmp_path / "scans"), "--pixel-size", "0.2", "--out", str(out)])
+    assert res.exit_code == 1
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["file"] == str(ct) and "modality is CT" in row["error"] and row["status"] == "failed"
+    forced = CliRunner().invoke(app, ["measure", str(ct), "--pixel-size", "0.2", "--force", "--out", str(out)])
+    assert forced.exit_code == 0, forced.output
+    (row,) = list(csv.DictReader(out.open()))
+    assert float(row["hc_mm"]) > 0 and row["error"] == ""

@@ -7,9 +7,10 @@ import pytest
 
 import fetalhc
 from conftest import PHANTOM_TRUTH
-from fetalhc.image import UltrasoundImage, load_image
+from fetalhc.image import UltrasoundImage
 from fetalhc.pipeline import Outcome, Pipeline, PipelineConfig
 from fetalhc.quality import QualityThresholds
+from fetalhc.reader import load_image
 from fetalhc.results import assemble
 
 

@@ -33,7 +33,7 @@ def measure_archive(inputs: list[Path], *, out: Path | None, workers: int | None
                     resume: bool, pixel_size: float | None, pixel_size_csv: Path | None, mask_dir: Path | None,
                     overlay_dir: Path | None, report_dir: Path | None, sr_dir: Path | None, ga_weeks: float | None,
                     crop_mode: str,
-                    q: float, flips: bool, frame: int | None, deid: bool, ocr: bool, model: Path | None,
+                    q: float, flips: bool, frame: int | None, deid: bool, ocr: bool, model: Path | None, force: bool,
                     err: Console) -> int:
     """Run an archive measurement from the command line's options; returns the exit status
     (0 all measured, 1 some files failed, 2 bad options)."""
@@ -62,7 +62,8 @@ def measure_archive(inputs: list[Path], *, out: Path | None, workers: int | None
     distributed = workers is not None or scheduler is not None
     settings = ArchiveSettings(model_path=_abs(model), config=cfg, pixel_size_mm=px, ga_weeks=ga, frame=frame,
                                mask_dir=_abs(mask_dir), overlay_dir=_abs(overlay_dir), report_dir=_abs(report_dir),
-                               sr_dir=_abs(sr_dir), csv_given=table is not None, ort_threads=1 if distributed else 2)
+                               sr_dir=_abs(sr_dir), csv_given=table is not None, force=force,
+                               ort_threads=1 if distributed else 2)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, disable=not err.is_terminal)
     try:

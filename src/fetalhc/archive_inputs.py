@@ -1,6 +1,6 @@
 """Listing an archive lazily, and naming each file's outputs from its path alone.
 
-:func:`iter_input_files` yields the same files, in the same order, as ``cli.collect_inputs``
+:func:`iter_input_files` yields the same files, in the same order, as :func:`fetalhc.reader.iter_inputs`
 but one folder at a time, so the driver never holds the whole archive's file list (only the
 names in the folder being read). :func:`iter_items` adds what a worker needs: the absolute path
 to read and a deterministic output name.
@@ -24,10 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fetalhc.pixel_size_csv import CsvEntry
-
-# the same rule as cli.collect_inputs (kept here so the lister has no CLI import)
-INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
-_DERIVED_ENDINGS = ("_Annotation.png", "_mask.png", "_overlay.png")
+from fetalhc.reader import is_input_file
 
 
 @dataclass(frozen=True)
@@ -54,8 +51,7 @@ def _is_input(entry: os.DirEntry[str]) -> bool:
         is_file = entry.is_file()  # follows symlinks, as Path.is_file does
     except OSError:
         return False
-    name = entry.name
-    return is_file and os.path.splitext(name)[1].lower() in INPUT_SUFFIXES and not name.endswith(_DERIVED_ENDINGS)
+    return is_file and is_input_file(Path(entry.path))  # the reader's rule: DICOM without a suffix too
 
 
 def _walk(folder: Path) -> Iterator[tuple[Path, list[tuple[str, str]]]]:

@@ -35,6 +35,7 @@ class ArchiveSettings:
         frame: DICOM cine frame to measure (None: every frame).
         mask_dir, overlay_dir, report_dir, sr_dir: output folders (None: not written).
         csv_given: a pixel-size CSV was given (files missing from it are flagged).
+        force: read DICOM of another modality than ultrasound.
         ort_threads: ONNX Runtime threads per worker (1 when each worker has one core).
     """
 
@@ -48,6 +49,7 @@ class ArchiveSettings:
     report_dir: str | None = None
     sr_dir: str | None = None
     csv_given: bool = False
+    force: bool = False
     ort_threads: int = 1
 
 
@@ -98,7 +100,8 @@ def item_options(item: ArchiveItem, settings: ArchiveSettings) -> BatchOptions:
 
     return BatchOptions(pixel_size_mm=settings.pixel_size_mm, pixel_size_table=table, ga_weeks=settings.ga_weeks,
                         mask_dir=sub(settings.mask_dir), overlay_dir=sub(settings.overlay_dir),
-                        report_dir=sub(settings.report_dir), sr_dir=sub(settings.sr_dir), frame=settings.frame)
+                        report_dir=sub(settings.report_dir), sr_dir=sub(settings.sr_dir), frame=settings.frame,
+                        force=settings.force)
 
 
 def measure_item(pipe: Pipeline, item: ArchiveItem, settings: ArchiveSettings) -> list[MeasureResult]:

@@ -12,12 +12,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fetalhc.flags import make_flag
-from fetalhc.image import ImageLoadError, UltrasoundImage, is_dicom, load_image
+from fetalhc.image import ImageLoadError, UltrasoundImage
 from fetalhc.io_utils import write_png, write_table
 from fetalhc.overlay import draw_overlay
 from fetalhc.pipeline import Pipeline, PipelineConfig
 from fetalhc.pixel_size_csv import CsvEntry, lookup
 from fetalhc.quality import FLAG_PIXEL_SIZE_NOT_IN_CSV, FLAG_PIXEL_SIZE_OVERRIDDEN
+from fetalhc.reader import iter_frames
 from fetalhc.results import TABLE_COLUMNS, MeasureResult, assemble, failure
 
 if TYPE_CHECKING:
@@ -37,26 +38,15 @@ class BatchOptions:
     report_dir: Path | None = None
     frame: int | None = None
     out: Path | None = None
+    force: bool = False  # read DICOM of another modality than ultrasound
     sr_dir: Path | None = None
 
 
-def iter_images(path: Path, frame: int | None = None) -> Iterator[tuple[int | None, UltrasoundImage]]:
+def iter_images(path: Path, frame: int | None = None, force: bool = False
+                ) -> Iterator[tuple[int | None, UltrasoundImage]]:
     """Yield (frame index or None, image) for one file; a DICOM cine yields each frame in turn."""
-    if is_dicom(path):
-        from fetalhc import dicom
-
-        if frame is not None:
-            yield frame, dicom.load_dicom(path, frame=frame)
-            return
-        n = dicom.number_of_frames(path)
-        if n <= 1:
-            yield None, dicom.load_dicom(path)
-            return
-        yield from enumerate(dicom.iter_dicom_frames(path))
-        return
-    if frame is not None:
-        raise ImageLoadError(f"{path}: --frame applies to DICOM cine files only")
-    yield None, load_image(path)
+    for f in iter_frames(path, frame, force=force):
+        yield f.index, f.image
 
 
 def _unique_stem(path: Path, frame: int | None, seen: set[str]) -> str:
@@ -130,7 +120,7 @@ def measure_file(pipe: Pipeline, path: Path, opts: BatchOptions, seen: set[str] 
 
         algorithm = algorithm_identity_from_info(pipe.segmenter.info)
     out: list[MeasureResult] = []
-    frames = iter_images(path, opts.frame)
+    frames = iter_images(path, opts.frame, opts.force)
     while True:
         try:
             item = next(frames, None)

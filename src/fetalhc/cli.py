@@ -42,19 +42,12 @@ def _error(message: str, code: int = 2) -> typer.Exit:
     err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code)
 
-INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
-
-
 def collect_inputs(inputs: list[Path]) -> list[Path]:
-    """Files given directly, plus image files found (recursively, sorted) in given folders."""
-    files: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES
-                                and not f.name.endswith(("_Annotation.png", "_mask.png", "_overlay.png"))))
-        else:
-            files.append(p)
-    return files
+    """Files given directly, plus the input files found (recursively, sorted) in given folders,
+    DICOM files without a suffix included (:func:`fetalhc.reader.iter_inputs`)."""
+    from fetalhc.reader import iter_inputs
+
+    return list(iter_inputs(inputs))
 
 
 def _progress() -> Progress:
@@ -84,6 +77,7 @@ def measure(
     deid: Annotated[bool, typer.Option(help="Blank burned-in text first (on by default).")] = True,
     ocr: Annotated[bool, typer.Option(help="De-identify with Tesseract OCR too (slower, more thorough).")] = False,
     model: Annotated[Path | None, typer.Option(help="Another ONNX model (metadata JSON beside it).")] = None,
+    force: Annotated[bool, typer.Option(help="Measure DICOM of another modality than US (CT, MR...) too.")] = False,
     workers: Annotated[int | None, typer.Option(help="Measure on a local Dask cluster of N processes.")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Measure on an existing Dask cluster (tcp://host:8786).")
                          ] = None,
@@ -98,7 +92,7 @@ def measure(
             inputs, out=archive_out, workers=workers, scheduler=scheduler, resume=resume, pixel_size=pixel_size,
             pixel_size_csv=pixel_size_csv, mask_dir=mask_dir, overlay_dir=overlay_dir, report_dir=report_dir,
             sr_dir=sr_dir, ga_weeks=ga_weeks, crop_mode=crop_mode, q=q, flips=flips, frame=frame, deid=deid, ocr=ocr,
-            model=model, err=err))
+            model=model, force=force, err=err))
     from fetalhc.batch import BatchOptions, run_batch
     from fetalhc.clinical import validate_ga_weeks
     from fetalhc.image import validate_pixel_size
@@ -126,7 +120,7 @@ def measure(
         raise _error("no input images found")
     opts = BatchOptions(pixel_size_mm=pixel_size, pixel_size_table=table, ga_weeks=ga_weeks, mask_dir=mask_dir,
                         overlay_dir=overlay_dir, report_dir=report_dir, frame=frame, out=out_path,
-                        sr_dir=sr_dir)
+                        sr_dir=sr_dir, force=force)
     with _progress() as progress:
         task = progress.add_task("measuring", total=len(files))
         rows = run_batch(files, cfg, opts, model_path=model, on_file_done=lambda: progress.advance(task))
@@ -287,6 +281,7 @@ def deid(
     fmt: Annotated[str, typer.Option("--format", help="png, or dicom (DICOM inputs only; header de-identified too).")
                    ] = "png",
     ocr: Annotated[bool, typer.Option(help="Also read text with Tesseract and blank what it finds (slower).")] = False,
+    force: Annotated[bool, typer.Option(help="Also DICOM of another modality than US.")] = False,
 ) -> None:
     """Write de-identified copies: burned-in text blanked (and, for DICOM, the PS3.15 basic profile)."""
     from fetalhc.deid import deidentify_file
@@ -307,7 +302,7 @@ def deid(
             seen.add(stem)
             target = out / f"{stem}_deid.{'dcm' if fmt == 'dicom' else 'png'}"
             try:
-                deidentify_file(f, target, ocr=ocr)
+                deidentify_file(f, target, ocr=ocr, force=force)
             except (ValueError, OSError) as e:
                 failed += 1
                 err.print(f"[red]failed:[/red] {escape(str(e))}")

@@ -18,11 +18,11 @@ from numpy.typing import NDArray
 from rich.progress import Progress
 
 from fetalhc.hc18 import HC18Case, load_split, read_cases, reference_mask
-from fetalhc.image import load_image
 from fetalhc.io_utils import atomic_write_text, display_path, write_table
 from fetalhc.metrics import agreement, dice_jaccard, hausdorff_mm, roc_auc
 from fetalhc.pipeline import Pipeline, PipelineConfig
 from fetalhc.quality import band_sweep, calibrate_report
+from fetalhc.reader import load_image
 from fetalhc.results import MeasureResult, assemble
 
 #: evaluation mode -> pipeline settings

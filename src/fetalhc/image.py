@@ -1,7 +1,9 @@
-"""Stage 1: load an image into one grey ``uint8`` array that carries its pixel size.
+"""Stage 1: the grey image value, grey conversion and Pillow loading (PNG, JPEG, BMP, TIFF).
 
 Pixels never travel without their physical size: :class:`UltrasoundImage` holds the pixel
-size in millimetres (or ``None``) and where that size came from.
+size in millimetres (or ``None``) and where that size came from. This module imports no other
+fetalhc module: :mod:`fetalhc.dicom` decodes DICOM into this value and :mod:`fetalhc.reader`
+picks the decoder for a file.
 """
 
 from __future__ import annotations
@@ -109,28 +111,33 @@ def to_grey_uint8(arr: NDArray[np.generic], name: str = "<array>") -> NDArray[np
     raise ImageLoadError(f"{name}: unsupported pixel type {a.dtype}")
 
 
-def load_image(path: str | Path, pixel_size_mm: float | None = None, max_pixels: int = MAX_PIXELS) -> UltrasoundImage:
-    """Read PNG, JPEG, BMP or TIFF (8/16 bit; grey, RGB, RGBA) as an :class:`UltrasoundImage`.
+def check_file(path: str | Path) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it names a non-empty file, else :class:`ImageLoadError`.
 
-    DICOM files (``.dcm`` or a DICM preamble) are read by :mod:`fetalhc.dicom` when it is present.
-    Raises :class:`ImageLoadError` naming the file for missing, empty, truncated, non-image,
-    zero-sized or oversized (more than ``max_pixels``) input.
+    >>> check_file("/no/such/file.png")
+    Traceback (most recent call last):
+    ...
+    fetalhc.image.ImageLoadError: /no/such/file.png: file not found
     """
     p = Path(path)
-    name = p.name
     if not p.exists():
         raise ImageLoadError(f"{p}: file not found")
     if p.is_dir():
         raise ImageLoadError(f"{p}: is a directory, not an image")
     if p.stat().st_size == 0:
         raise ImageLoadError(f"{p}: file is empty")
-    if is_dicom(p):
-        from fetalhc import dicom  # local import: pydicom only when needed
+    return p
 
-        img = dicom.load_dicom(p)
-        if pixel_size_mm is not None:
-            img = img.with_pixel_size(pixel_size_mm, "user")
-        return img
+
+def load_pil_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> UltrasoundImage:
+    """Read PNG, JPEG, BMP or TIFF (8/16 bit; grey, RGB, RGBA) with Pillow as grey uint8.
+
+    No pixel size is attached (these formats do not carry a trustworthy one). DICOM files are
+    read by :mod:`fetalhc.dicom`; :func:`fetalhc.reader.load_image` picks the right reader.
+    Raises :class:`ImageLoadError` naming the file for missing, empty, truncated, non-image,
+    zero-sized or oversized (more than ``max_pixels`` pixels) input.
+    """
+    p = check_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -150,11 +157,7 @@ def load_image(path: str | Path, pixel_size_mm: float | None = None, max_pixels:
         raise ImageLoadError(f"{p}: not a readable image ({type(e).__name__}: {e})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageLoadError(f"{p}: image is truncated or corrupt ({e})") from None
-    grey = to_grey_uint8(arr, str(p))
-    img = UltrasoundImage(grey, name=name)
-    if pixel_size_mm is not None:
-        img = img.with_pixel_size(pixel_size_mm, "user")
-    return img
+    return UltrasoundImage(to_grey_uint8(arr, str(p)), name=p.name)
 
 
 def _pil_to_array(im: Image.Image) -> NDArray[np.generic]:
@@ -171,15 +174,3 @@ def _pil_to_array(im: Image.Image) -> NDArray[np.generic]:
     if im.mode == "1":
         return np.asarray(im.convert("L"))
     return np.asarray(im.convert("RGB"))
-
-
-def is_dicom(p: Path) -> bool:
-    """True for a ``.dcm``/``.dicom`` name or a file with the DICM preamble."""
-    if p.suffix.lower() in (".dcm", ".dicom"):
-        return True
-    try:
-        with p.open("rb") as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"

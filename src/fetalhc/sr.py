@@ -298,7 +298,7 @@ def write_sr_for_result(res: MeasureResult, source_path: Path, out_dir: Path, *,
     None), or (None, an informative ``sr_not_written`` flag saying why) when no SR can be written
     (not DICOM, no ellipse); the flag leaves the reading's status as it is."""
     from fetalhc.flags import make_flag
-    from fetalhc.image import is_dicom
+    from fetalhc.reader import is_dicom
 
     if not is_dicom(Path(source_path)):
         return None, make_flag(FLAG_SR_NOT_WRITTEN, "input is not DICOM")
