@@ -59,6 +59,8 @@ def measure(
     deid: Annotated[bool, typer.Option(help="Blank burned-in text first (on by default).")] = True,
     ocr: Annotated[bool, typer.Option(help="De-identify with Tesseract OCR too (slower, more thorough).")] = False,
     model: Annotated[Path | None, typer.Option(help="Another ONNX model (metadata JSON beside it).")] = None,
+    precision: Annotated[str | None, typer.Option(help="Shipped model precision: fp32 or int8 "
+                                                  "(default: fp32).")] = None,
 ) -> None:
     """Measure head circumference on images; one result row per image (or DICOM frame)."""
     from fetalhc.batch import BatchOptions, run_batch
@@ -67,6 +69,10 @@ def measure(
     from fetalhc.pixel_size_csv import read_pixel_size_csv
 
     try:
+        if model is None and precision is not None:
+            from fetalhc.segment import default_model_path
+
+            model = default_model_path(precision)
         cfg = PipelineConfig(crop_mode=crop_mode, q=q, flips=flips, deidentify=deid, deid_ocr=ocr)
         table = read_pixel_size_csv(pixel_size_csv) if pixel_size_csv else None
         if ga_weeks is not None:
@@ -180,22 +186,41 @@ def train(
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (last.pt).")],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="A training checkpoint (last.pt), or an fp32 .onnx model to quantise with --int8.")],
     out: Annotated[Path, typer.Option(help="ONNX file to write; its metadata JSON goes beside it.")] = Path(
         "src/fetalhc/models/fetalhc_deeplabv3plus_effl0.onnx"),
     int8: Annotated[Path | None, typer.Option(help="Also write a static-int8 copy here (needs HC18 to calibrate).")
                     ] = None,
     split: Annotated[Path, typer.Option(help="Split JSON (calibration uses its training images).")] = DEFAULT_SPLIT,
     data_dir: Annotated[Path | None, typer.Option(help="HC18 folder.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite existing model files (the shipped model included).")] = False,
 ) -> None:
     """Export a checkpoint to ONNX with a metadata JSON (SHA-256, input size, recipe)."""
+    from_onnx = checkpoint.suffix.lower() == ".onnx"
     try:
-        from fetalhc.train.export import export_onnx, quantize_int8
+        if from_onnx:
+            from fetalhc.quantize import quantize_model as _q
+        else:
+            from fetalhc.train.export import export_onnx, quantize_int8
     except ImportError as e:
         err.print(f"[red]error:[/red] export needs the train extra (pip install -e '.[train]'): {e}")
         raise typer.Exit(2) from None
-    path = export_onnx(checkpoint, out)
-    err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    from fetalhc.segment import check_overwrite
+
+    try:
+        for target in (out if not from_onnx else None, int8):
+            if target is not None:
+                check_overwrite(target, force)
+    except FileExistsError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    if from_onnx and int8 is None:
+        err.print("[red]error:[/red] an .onnx input is only quantised: pass --int8 OUT.onnx")
+        raise typer.Exit(2)
+    path = checkpoint if from_onnx else export_onnx(checkpoint, out, force=force)
+    if not from_onnx:
+        err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     if int8 is not None:
         from fetalhc.hc18 import default_data_dir
 
@@ -203,7 +228,12 @@ def export(
         if d is None:
             err.print("[red]error:[/red] int8 calibration needs HC18; pass --data-dir or set FETALHC_DATA")
             raise typer.Exit(2)
-        q = quantize_int8(path, int8, d, split)
+        if from_onnx:
+            from fetalhc.quantize import SHIPPED_RECIPE
+
+            q = _q(path, int8, d, SHIPPED_RECIPE, split)
+        else:
+            q = quantize_int8(path, int8, d, split, force=force)
         err.print(f"wrote {q} ({q.stat().st_size / 2**20:.1f} MiB)")
 
 
