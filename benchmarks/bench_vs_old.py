@@ -1,14 +1,15 @@
 """Default ``measure`` today vs the version of 2026-11-25 (commit 0aede5f), same run, same machine.
 
-    python benchmarks/bench_vs_old.py [--n 60] [--old 0aede5f] [--json benchmarks/vs_old.json]
+    python benchmarks/bench_vs_old.py [--n 60] [--old 0aede5f] [--precisions fp32,int8] [--json benchmarks/vs_old.json]
 
 The old version is checked out with ``git worktree add --detach /tmp/fetalhc_<commit> <commit>``
-(reused when present). Each version runs in its own child process (``PYTHONPATH`` = its
-``src``), loads its default model once, measures two warm-up images, then the parent sends the
-same HC18 test images (800x540, the first ``--n``) to the two children alternately, one image
-at a time, so a change of load on a shared machine hits both alike. Per image the child times
-load + de-identify + crops + network + fuse + ellipse + read-out + flags (as ``measure`` does,
-no file output) and, separately, the time inside ``Segmenter.predict`` (the network).
+(reused when present). The old version, and today's once per ``--precisions`` entry, each run
+in their own child process (``PYTHONPATH`` = its ``src``), load their model once and measure
+two warm-up images; then the parent sends the same HC18 test images (800x540, the first
+``--n``) to the children in turn, one image at a time (who goes first rotates), so a change
+of load on a shared machine hits all alike. Per image the child times load + de-identify +
+crops + network + fuse + ellipse + read-out + flags (as ``measure`` does, no file output)
+and, separately, the time inside ``Segmenter.predict`` (the network).
 
 Also reported: the network time against the model's FLOPs at this CPU's peak
 (``benchmarks/onnx_flops.py`` states how the peak is estimated).
@@ -31,10 +32,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 from fetalhc.image import load_image
 from fetalhc.pipeline import Pipeline
-pipe = Pipeline()
+prec = os.environ.get("BENCH_PRECISION")
+pipe = Pipeline(precision=prec) if prec else Pipeline()
 seg = pipe.segmenter
 net = [0.0]
 predict = seg.predict
@@ -64,8 +66,8 @@ def old_tree(commit: str) -> Path:
 
 
 class Child:
-    def __init__(self, src: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(src)}
+    def __init__(self, src: Path, precision: str | None = None) -> None:
+        env = {**os.environ, "PYTHONPATH": str(src), "BENCH_PRECISION": precision or ""}
         self.proc = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=env, cwd="/tmp")
         self.hello = self._read()
@@ -111,6 +113,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--old", default="0aede5f")
+    ap.add_argument("--precisions", default="fp32,int8", help="today's models to time against the old one")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
@@ -118,45 +121,52 @@ def main() -> None:
 
     paths = hc18_test_images(args.n)
     load_before = os.getloadavg()
-    kids = {"old": Child(old_tree(args.old) / "src"), "new": Child(REPO / "src")}
+    from fetalhc.segment import DEFAULT_PRECISION
+
+    kids = {"old": Child(old_tree(args.old) / "src")}
+    for prec in args.precisions.split(","):
+        kids[f"new-{prec}"] = Child(REPO / "src", prec)
     for k in kids.values():
         for p in paths[:2]:
             k.measure(p)
-    rows: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in kids}
+    names = list(kids)
     t0 = time.perf_counter()
     for i, p in enumerate(paths):
-        order = ("old", "new") if i % 2 == 0 else ("new", "old")
-        for name in order:
+        for name in names[i % len(names):] + names[: i % len(names)]:  # rotate who goes first
             rows[name].append(kids[name].measure(p))
     wall = time.perf_counter() - t0
     for k in kids.values():
         k.close()
     res: dict[str, object] = {name: {"model": kids[name].hello["model"], **summary(r)} for name, r in rows.items()}
-    old, new = res["old"], res["new"]
-    assert isinstance(old, dict) and isinstance(new, dict)
-    hc_diff = [abs(a.get("hc_mm", 0) - b.get("hc_mm", 0)) for a, b in zip(rows["old"], rows["new"], strict=True)]
     peak = cpu_peak()
     model = REPO / "src" / "fetalhc" / "models" / "fetalhc_deeplabv3plus_effl0.onnx"
     flops_per_image = 4 * conv_macs(model)["flops"]
     at_peak = flops_per_image / float(str(peak["peak_flops"]))
+    old = summary(rows["old"])
+    ratios = {}
+    for name in names[1:]:
+        new = summary(rows[name])
+        hc_diff = [abs(a.get("hc_mm", 0) - b.get("hc_mm", 0)) for a, b in zip(rows["old"], rows[name], strict=True)]
+        ratios[name] = {"median_new_over_old": new["median_s"] / old["median_s"],
+                        "mean_new_over_old": new["mean_s"] / old["mean_s"],
+                        "network_new_over_old": new["network_median_s"] / old["network_median_s"],
+                        "network_over_fp32_peak": new["network_median_s"] / at_peak,
+                        "max_abs_hc_diff_vs_old_mm": max(hc_diff)}
     res.update(
-        old_commit=args.old, ratio_new_to_old_median=new["median_s"] / old["median_s"],
-        ratio_new_to_old_mean=new["mean_s"] / old["mean_s"],
-        ratio_network_new_to_old=new["network_median_s"] / old["network_median_s"],
-        max_abs_hc_diff_mm=max(hc_diff), median_abs_hc_diff_mm=statistics.median(hc_diff),
-        roofline={"fp32_flops_per_image_4_crops": flops_per_image, "cpu": peak, "network_s_at_peak": at_peak,
-                  "old_network_over_peak": old["network_median_s"] / at_peak,
-                  "new_network_over_peak": new["network_median_s"] / at_peak},
+        old_commit=args.old, default_precision=DEFAULT_PRECISION, ratios=ratios,
+        roofline={"fp32_flops_per_image_4_crops": flops_per_image, "cpu": peak, "network_s_at_fp32_peak": at_peak,
+                  "old_network_over_peak": old["network_median_s"] / at_peak},
         loadavg_before=load_before, loadavg_after=os.getloadavg(), wall_s=wall, cpus=os.cpu_count(),
     )
-    for name in ("old", "new"):
-        r = res[name]
-        assert isinstance(r, dict)
-        print(f"{name} ({r['model']}): median {r['median_s'] * 1000:.0f} ms  p90 {r['p90_s'] * 1000:.0f} ms  "
-              f"network {r['network_median_s'] * 1000:.0f} ms  rest {r['rest_median_s'] * 1000:.0f} ms")
-    print(f"new/old: median {res['ratio_new_to_old_median']:.2f}, network {res['ratio_network_new_to_old']:.2f}; "
-          f"network at peak {at_peak * 1000:.0f} ms (old {old['network_median_s'] / at_peak:.1f}x, "
-          f"new {new['network_median_s'] / at_peak:.1f}x of it); load {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}")
+    for name in names:
+        r = summary(rows[name])
+        print(f"{name:9s}: median {r['median_s'] * 1000:.0f} ms  p90 {r['p90_s'] * 1000:.0f} ms  "
+              f"network {r['network_median_s'] * 1000:.0f} ms  rest {r['rest_median_s'] * 1000:.0f} ms"
+              + (f"  new/old median {ratios[name]['median_new_over_old']:.2f} network "
+                 f"{ratios[name]['network_new_over_old']:.2f}" if name in ratios else ""))
+    print(f"network at fp32 peak {at_peak * 1000:.0f} ms per image (4 crops); default precision {DEFAULT_PRECISION}; "
+          f"load {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
 
