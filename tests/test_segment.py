@@ -95,3 +95,15 @@ def test_int8_agrees_with_fp32_on_phantoms():
         assert a.hc_mm is not None and b.hc_mm is not None
         rel.append(abs(a.hc_mm - b.hc_mm) / a.hc_mm)
     assert max(rel) < INT8_HC_TOLERANCE, rel
+
+
+def test_measure_cli_rejects_an_unknown_precision(tmp_path):
+    import cv2
+    from typer.testing import CliRunner
+
+    from fetalhc.cli import app
+
+    img = tmp_path / "p.png"
+    cv2.imwrite(str(img), make_phantom(135, 200, seed=1)[0])
+    r = CliRunner().invoke(app, ["measure", str(img), "--pixel-size", "0.1", "--precision", "fp16"])
+    assert r.exit_code == 2 and "precision" in r.output
