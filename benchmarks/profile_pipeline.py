@@ -51,7 +51,7 @@ def main() -> None:
     for (file, line, func), (_cc, _nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
         short = file.split("site-packages/")[-1].split("/src/")[-1]
         rows.append({"where": f"{short}:{line}:{func}", "own_ms": 1000 * tt / n, "cum_ms": 1000 * ct / n})
-    network = sum(r["own_ms"] for r in rows if r["where"].endswith(":run") and "onnxruntime" in r["where"])
+    network = sum(r["own_ms"] for r in rows if "onnxruntime" in r["where"] and r["where"].rstrip(">").endswith("run"))
     total = 1000 * wall / n
     own = sorted(rows, key=lambda r: -r["own_ms"])[: args.top]
     cum = sorted((r for r in rows if "fetalhc/" in r["where"]), key=lambda r: -r["cum_ms"])[: args.top]
