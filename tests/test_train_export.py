@@ -52,6 +52,9 @@ def test_export_writes_checked_model(tmp_path):
     ckpt = tmp_path / "last.pt"
     torch.save({"model": model.state_dict(), "epoch": 1, "config": asdict(cfg)}, ckpt)
     onnx_path = export_onnx(ckpt, tmp_path / "m.onnx")
+    with pytest.raises(FileExistsError, match="--force"):
+        export_onnx(ckpt, onnx_path)  # never overwrites without being asked
+    assert export_onnx(ckpt, onnx_path, force=True) == onnx_path
     seg = Segmenter(onnx_path)
     assert seg.input_hw == (64, 96)
     p = seg.predict(np.zeros((2, 64, 96), np.uint8))

@@ -82,10 +82,18 @@ def measure(
     scheduler: Annotated[str | None, typer.Option(help="Measure on an existing Dask cluster (tcp://host:8786).")
                          ] = None,
     resume: Annotated[bool, typer.Option(help="Skip files already in --out and append the rest.")] = False,
+    precision: Annotated[str | None, typer.Option(help="Shipped model precision: fp32 or int8 "
+                                                  "(default: fp32).")] = None,
 ) -> None:
     """Measure head circumference on images; one result row per image (or DICOM frame)."""
     from fetalhc.archive_cli import measure_archive, wants_archive
 
+    if model is None and precision is not None:
+        from fetalhc.segment import PRECISIONS, default_model_path
+
+        if precision not in PRECISIONS:
+            raise _error(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        model = default_model_path(precision)
     archive_out = None if out in (None, "-") else Path(out)
     if wants_archive(archive_out, workers, scheduler, resume):  # archives: Dask, resumable output (fetalhc.archive)
         raise typer.Exit(measure_archive(
@@ -241,28 +249,50 @@ def train(
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (last.pt).")],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="A training checkpoint (last.pt), or an fp32 .onnx model to quantise with --int8.")],
     out: Annotated[Path, typer.Option(help="ONNX file to write; its metadata JSON goes beside it.")] = Path(
         "src/fetalhc/models/fetalhc_deeplabv3plus_effl0.onnx"),
     int8: Annotated[Path | None, typer.Option(help="Also write a static-int8 copy here (needs HC18 to calibrate).")
                     ] = None,
     split: Annotated[Path, typer.Option(help="Split JSON (calibration uses its training images).")] = DEFAULT_SPLIT,
     data_dir: Annotated[Path | None, typer.Option(help="HC18 folder.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite existing model files (the shipped model included).")] = False,
 ) -> None:
     """Export a checkpoint to ONNX with a metadata JSON (SHA-256, input size, recipe)."""
+    from_onnx = checkpoint.suffix.lower() == ".onnx"
     try:
-        from fetalhc.train.export import export_onnx, quantize_int8
+        if from_onnx:
+            from fetalhc.quantize import quantize_model as _q
+        else:
+            from fetalhc.train.export import export_onnx, quantize_int8
     except ImportError as e:
         raise _error(f"export needs the train extra (pip install -e '.[train]'): {e}") from None
-    path = export_onnx(checkpoint, out)
-    err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    from fetalhc.segment import check_overwrite
+
+    try:
+        for target in (out if not from_onnx else None, int8):
+            if target is not None:
+                check_overwrite(target, force)
+    except FileExistsError as e:
+        raise _error(str(e)) from None
+    if from_onnx and int8 is None:
+        raise _error("an .onnx input is only quantised: pass --int8 OUT.onnx")
+    path = checkpoint if from_onnx else export_onnx(checkpoint, out, force=force)
+    if not from_onnx:
+        err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     if int8 is not None:
         from fetalhc.hc18 import default_data_dir
 
         d = data_dir or default_data_dir()
         if d is None:
             raise _error("int8 calibration needs HC18; pass --data-dir or set FETALHC_DATA")
-        q = quantize_int8(path, int8, d, split)
+        if from_onnx:
+            from fetalhc.quantize import SHIPPED_RECIPE
+
+            q = _q(path, int8, d, SHIPPED_RECIPE, split)
+        else:
+            q = quantize_int8(path, int8, d, split, force=force)
         err.print(f"wrote {q} ({q.stat().st_size / 2**20:.1f} MiB)")
 
 

@@ -97,9 +97,10 @@ class Pipeline:
     """
 
     def __init__(self, model_path: str | Path | None = None, config: PipelineConfig | None = None,
-                 threads: int = 2) -> None:
+                 threads: int = 2, precision: str | None = None) -> None:
         self.config = config or PipelineConfig()
-        self.segmenter = Segmenter(model_path, threads=threads)
+        # precision: "fp32" or "int8" shipped model when no model_path is given (segment.DEFAULT_PRECISION)
+        self.segmenter = Segmenter(model_path, threads=threads, precision=precision)
 
     def with_config(self, config: PipelineConfig) -> Pipeline:
         """A pipeline with other settings that shares this one's loaded model."""

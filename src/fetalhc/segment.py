@@ -1,13 +1,16 @@
 """Stage 4: segment crops with the shipped ONNX model (ONNX Runtime; no torch).
 
 The model takes (N, 1, H, W) float32 grey values in [0, 1] and returns (N, 1, H, W)
-logits of "head"; :class:`Segmenter` turns them into probabilities.
+logits of "head"; :class:`Segmenter` turns them into probabilities. Two copies ship: the
+fp32 model and a static-int8 one (``precision="int8"``); ONNX Runtime's CUDA provider is used
+when the installed ONNX Runtime offers it (``onnxruntime-gpu``), the CPU otherwise.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,6 +19,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 MODEL_NAME = "fetalhc_deeplabv3plus_effl0"
+PRECISIONS = ("fp32", "int8")
+#: the precision used when none is asked for (chosen by the rule in docs/speed-notes.md)
+DEFAULT_PRECISION = "fp32"
+DEVICES = ("auto", "cpu", "cuda")
 
 
 class ModelError(RuntimeError):
@@ -33,9 +40,27 @@ class ModelInfo:
     version: str
 
 
-def default_model_path() -> Path:
-    """The model shipped inside the package (``fetalhc/models/``)."""
-    return Path(str(resources.files("fetalhc") / "models" / f"{MODEL_NAME}.onnx"))
+def default_model_path(precision: str | None = None) -> Path:
+    """The model shipped inside the package (``fetalhc/models/``) in ``precision``
+    ("fp32" or "int8"; default :data:`DEFAULT_PRECISION`)."""
+    precision = precision or DEFAULT_PRECISION
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    suffix = "" if precision == "fp32" else f"_{precision}"
+    return Path(str(resources.files("fetalhc") / "models" / f"{MODEL_NAME}{suffix}.onnx"))
+
+
+def choose_providers(available: Sequence[str], device: str = "auto") -> list[str]:
+    """ONNX Runtime execution providers for ``device`` given the ``available`` ones
+    (``onnxruntime.get_available_providers()``): CUDA first when it is there and not refused,
+    the CPU always as the fallback. ``device="cuda"`` without CUDA is an error."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not cuda:
+        raise ModelError("device 'cuda' asked for, but this ONNX Runtime has no CUDAExecutionProvider "
+                         "(install onnxruntime-gpu)")
+    return (["CUDAExecutionProvider"] if cuda and device != "cpu" else []) + ["CPUExecutionProvider"]
 
 
 def sha256_of(path: Path) -> str:
@@ -44,6 +69,14 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def check_overwrite(out: Path, force: bool) -> None:
+    """Refuse to replace an existing model (or its metadata JSON) unless ``force``: ``fetalhc
+    export`` writes to the shipped model's path by default, and a stray run must not clobber it."""
+    existing = [p for p in (out, out.with_suffix(".json")) if p.exists()]
+    if existing and not force:
+        raise FileExistsError(f"{existing[0]}: already exists; not overwritten (pass --force to replace it)")
 
 
 def read_model_info(path: Path) -> ModelInfo:
@@ -68,18 +101,31 @@ class Segmenter:
     >>> seg = Segmenter()                     # the shipped model
     >>> seg.predict(np.zeros((1, 256, 384), np.uint8)).shape
     (1, 256, 384)
+
+    Args:
+        model_path: an ONNX model with its metadata JSON beside it (default: the shipped model
+            of ``precision``).
+        threads: ONNX Runtime intra-op threads on the CPU.
+        precision: "fp32" or "int8" shipped model; ignored when ``model_path`` is given.
+        device: "auto" (CUDA when available), "cpu" or "cuda".
     """
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 2) -> None:
+    def __init__(self, model_path: str | Path | None = None, threads: int = 2, precision: str | None = None,
+                 device: str = "auto") -> None:
         import onnxruntime as ort
 
-        path = Path(model_path) if model_path is not None else default_model_path()
+        path = Path(model_path) if model_path is not None else default_model_path(precision)
         self.info = read_model_info(path)
+        # settings measured in benchmarks/bench_ort.py (docs/speed-notes.md)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        providers = choose_providers(ort.get_available_providers(), device)
+        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        self.providers: list[str] = list(self._session.get_providers())
         self._input = self._session.get_inputs()[0].name
 
     @property
@@ -91,10 +137,17 @@ class Segmenter:
         """Head probabilities (N, H, W) for grey crops (N, H, W) uint8 of the input size."""
         if crops.ndim != 3 or tuple(crops.shape[1:]) != self.input_hw:
             raise ValueError(f"crops must have shape (N, {self.input_hw[0]}, {self.input_hw[1]}), got {crops.shape}")
-        out = np.empty(crops.shape, np.float32)
-        # one crop at a time: batching saves little on 2 cores and holds 4x the activations
-        for i, crop in enumerate(crops):
-            x = (crop.astype(np.float32) / 255.0)[None, None]
-            logits = self._session.run(None, {self._input: x})[0][0, 0]
-            out[i] = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
-        return out
+        x = crops.astype(np.float32)[:, None]
+        x /= np.float32(255.0)
+        # all crops in one call (benchmarks/bench_ort.py: faster than one call per crop)
+        z = np.ascontiguousarray(self._session.run(None, {self._input: x})[0][:, 0], dtype=np.float32)
+        return sigmoid_(z)
+
+
+def sigmoid_(z: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The logistic function of logits ``z``, computed in place (clipped to +-30 first)."""
+    np.clip(z, -30.0, 30.0, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += np.float32(1.0)
+    return np.reciprocal(z, out=z)
