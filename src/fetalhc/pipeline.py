@@ -5,6 +5,7 @@ own module and is tested alone."""
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,15 +14,18 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from fetalhc import clinical, quality
+from fetalhc import clinical, conformal, quality
 from fetalhc.boundary import iso_contour_xy, pixel_count_length_px, polyline_length_px
+from fetalhc.clinical import add_flag
 from fetalhc.crops import CropBox, CropMode, crop_boxes, extract_crop
 from fetalhc.deid import deidentify_pixels
 from fetalhc.ellipse import Ellipse, fit_ellipse_points
 from fetalhc.fuse import binarize, fuse_probabilities
 from fetalhc.image import UltrasoundImage, load_image, to_grey_uint8
+from fetalhc.outline import ellipse_from_probability
 from fetalhc.results import MeasureResult
 from fetalhc.segment import Segmenter
+from fetalhc.zoom import zoom_pass
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,20 @@ class PipelineConfig:
     element: str = "cross"
     min_edge_confidence: float = 0.2
     band_thresholds: tuple[float, float] = (0.2, 0.8)
+    # --- issue 9 (accuracy and intervals); see docs/acc-notes.md ---
+    #: zoom pass after the crops (fetalhc.zoom): box margin, least image px per network px,
+    #: weight of the zoom in the fused map (1 = replace), and a flipped twin of the zoom pass
+    zoom: bool = True
+    zoom_margin: float = 0.12
+    zoom_min_scale: float = 1.0
+    zoom_weight: float = 0.5
+    zoom_flip: bool = False
+    #: "probability": ellipse fitted to the 0.5 iso-line of the fused probability (fetalhc.outline);
+    #: "mask": to the smoothed binary mask (before issue 9)
+    outline: str = "probability"
+    robust_fit: bool = True
+    #: 90 % conformal interval and its review limit, from the calibration JSON beside the model
+    interval: bool = True
 
     def __post_init__(self) -> None:
         CropMode(self.crop_mode)
@@ -60,6 +78,8 @@ class PipelineConfig:
         lo, hi = self.band_thresholds
         if not 0.0 < lo < hi < 1.0:
             raise ValueError(f"band thresholds must satisfy 0 < low < high < 1, got {self.band_thresholds}")
+        if self.outline not in ("probability", "mask"):
+            raise ValueError(f"outline must be 'probability' or 'mask', got {self.outline!r}")
 
 
 @dataclass
@@ -83,6 +103,7 @@ class Pipeline:
                  threads: int = 2) -> None:
         self.config = config or PipelineConfig()
         self.segmenter = Segmenter(model_path, threads=threads)
+        self.interval = load_interval(self.segmenter.info.path) if self.config.interval else None
 
     def with_config(self, config: PipelineConfig) -> Pipeline:
         """A pipeline with other settings that shares this one's loaded model."""
@@ -98,6 +119,10 @@ class Pipeline:
         crops = np.stack([extract_crop(pixels, b, self.segmenter.input_hw) for b in boxes])
         probs = list(self.segmenter.predict(crops))
         fused = fuse_probabilities(probs, boxes, (h, w))
+        if cfg.zoom:  # issue 9: one more pass on the head's box, nearer the image's own scale
+            fused, _ = zoom_pass(pixels, fused, binarize(fused, cfg.threshold), self.segmenter.predict,
+                                 self.segmenter.input_hw, cfg.zoom_margin, cfg.zoom_min_scale, cfg.zoom_weight,
+                                 cfg.zoom_flip)
         return Segmentation(fused, binarize(fused, cfg.threshold), boxes, probs)
 
     def prepare(self, image: UltrasoundImage) -> UltrasoundImage:
@@ -129,8 +154,26 @@ class Pipeline:
             res.hc_band_px = hc_band_px(seg.probability, cfg.band_thresholds)
             if res.hc_band_px is not None and res.pixel_size_mm is not None:
                 res.hc_band_mm = res.hc_band_px * res.pixel_size_mm
+        # --- issue 9: sub-pixel outline + trimmed fit (fetalhc.outline) ---
+        if seg.mask.any() and cfg.outline == "probability":
+            ell = ellipse_from_probability(seg.probability, seg.mask, cfg.robust_fit)
+            if ell is not None:
+                set_ellipse(res, ell)
         clinical.annotate(res, ga_weeks)
-        quality.assess(res, mask=seg.mask, probability=seg.probability, image_shape_hw=image.pixels.shape[:2])
+        interval = self.interval if cfg.interval else None
+        # the calibrated interval's review limit takes over from the fixed HC-band limit
+        thresholds = quality.QualityThresholds(max_hc_band_mm=math.inf) if interval is not None else None
+        quality.assess(res, mask=seg.mask, probability=seg.probability, image_shape_hw=image.pixels.shape[:2],
+                       thresholds=thresholds)
+        # --- issue 9: 90 % conformal interval and its review flag (fetalhc.conformal) ---
+        if interval is not None and res.hc_px is not None and res.hc_band_px is not None:
+            f = conformal.interval_fields(res.hc_px, res.hc_band_px, res.pixel_size_mm, interval)
+            res.hc_low_px, res.hc_high_px, res.hc_low_mm, res.hc_high_mm = (
+                f["hc_low_px"], f["hc_high_px"], f["hc_low_mm"], f["hc_high_mm"])
+            if f["wide"] and res.error is None:
+                add_flag(res, conformal.FLAG_INTERVAL_WIDE, f"90 % interval {f['hc_low_mm']:.1f}-"
+                         f"{f['hc_high_mm']:.1f} mm wider than +-{interval.max_half_width_mm:.1f} mm")
+                res.status = "review"
         return res
 
     def measure(self, image: UltrasoundImage | NDArray[np.generic] | str | Path,
@@ -168,6 +211,21 @@ def measure_mask(res: MeasureResult, mask: NDArray[np.uint8], element: str = "cr
         res.hc_mm = res.hc_px * s
         res.contour_hc_mm = res.contour_hc_px * s
         res.contour_length_mm = res.contour_length_px * s
+
+
+def set_ellipse(res: MeasureResult, ell: Ellipse) -> None:
+    """Put a (re)fitted clinical ellipse into ``res``: geometry in pixels, HC in pixels and mm."""
+    res.center_x_px, res.center_y_px = ell.center_x_px, ell.center_y_px
+    res.semi_axis_a_px, res.semi_axis_b_px, res.angle_deg = ell.semi_axis_a_px, ell.semi_axis_b_px, ell.angle_deg
+    res.hc_px = ell.perimeter_px
+    if res.pixel_size_mm is not None:
+        res.hc_mm = res.hc_px * res.pixel_size_mm
+
+
+def load_interval(model_path: Path) -> conformal.IntervalCalibration | None:
+    """The interval calibration ``<model>.interval.json`` beside the model, if there is one."""
+    p = model_path.with_suffix(".interval.json")
+    return conformal.load(p) if p.is_file() else None
 
 
 def crop_hcs_px(seg: Segmentation) -> list[float]:

@@ -42,6 +42,10 @@ TABLE_COLUMNS = (
     "mean_confidence",
     "frame",
     "error",
+    "hc_low_mm",
+    "hc_high_mm",
+    "hc_low_px",
+    "hc_high_px",
 )
 
 
@@ -94,6 +98,11 @@ class MeasureResult:
     probability: NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
     #: binary head mask (H, W) uint8 0/1; not written to the table
     mask: NDArray[np.uint8] | None = field(default=None, repr=False, compare=False)
+    #: 90 % split-conformal interval for the reference HC (fetalhc.conformal), mm and pixels
+    hc_low_mm: float | None = None
+    hc_high_mm: float | None = None
+    hc_low_px: float | None = None
+    hc_high_px: float | None = None
 
     @property
     def ok(self) -> bool:
