@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from rich.progress import Progress
 
+from fetalhc.evalstats import evaluation_stats
 from fetalhc.hc18 import HC18Case, load_split, read_cases, reference_mask
 from fetalhc.io_utils import atomic_write_text, display_path, write_table
 from fetalhc.metrics import agreement, dice_jaccard, hausdorff_mm, roc_auc
@@ -24,6 +25,7 @@ from fetalhc.pipeline import Pipeline, PipelineConfig
 from fetalhc.quality import band_sweep, calibrate_report
 from fetalhc.reader import load_image
 from fetalhc.results import MeasureResult, assemble
+from fetalhc.segmentation import ZoomSettings
 
 #: evaluation mode -> pipeline settings
 MODES: dict[str, PipelineConfig] = {
@@ -32,14 +34,16 @@ MODES: dict[str, PipelineConfig] = {
     "corners+flips": PipelineConfig(crop_mode="corners", flips=True),
     "corners+full": PipelineConfig(crop_mode="corners+full"),
     "corners+full+flips": PipelineConfig(crop_mode="corners+full", flips=True),
+    # before 0.2 (issue 9): no zoom pass, ellipse fitted to the smoothed mask, no interval
+    "corners-legacy": PipelineConfig(crop_mode="corners", zoom=None, outline="mask", robust_fit=False, interval=False),
+    "full+zoomflip": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0, flip=True)),
 }
 
 ESTIMATORS = {"ellipse": "hc_mm", "contour_cross": "patent_pixel_count_hc_mm", "contour_length": "contour_length_mm"}
 
 CASE_COLUMNS = ("file", "patient", "pixel_size_mm", "hc_ref_mm", "hc_mm", "patent_pixel_count_hc_mm",
                 "contour_length_mm", "dice", "jaccard", "hausdorff_mm", "abs_err_mm", "hc_band_mm", "edge_confidence",
-                "crop_hc_spread",
-                "status", "flags")
+                "crop_hc_spread", "status", "flags", "hc_low_mm", "hc_high_mm", "dice_ellipse", "hausdorff_ellipse_mm")
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -53,6 +57,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "dice_sd": float(np.std([r["dice"] for r in rows])),
         "jaccard_mean": float(np.mean([r["jaccard"] for r in rows])),
         "hausdorff_mm_mean": float(np.mean([min(r["hausdorff_mm"], 1e3) for r in rows])),
+        "dice_ellipse_mean": float(np.mean([r.get("dice_ellipse", 0.0) for r in rows])),
+        "hausdorff_ellipse_mm_mean": float(np.mean([min(r.get("hausdorff_ellipse_mm", 1e3), 1e3) for r in rows])),
     }
     for name, col in ESTIMATORS.items():
         auto = np.array([r[col] for r in ok], float)
@@ -72,6 +78,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                          sign * np.array([r[col] for r in have], float)), "n": len(have)}
     out["quality"]["auc_errors_over_4mm"] = aucs
     bins = [(0, 100), (100, 150), (150, 200), (200, 250), (250, 400)]
+    out["stats"] = evaluation_stats(rows)  # ADF with patient-bootstrap CI, size bins (mm, px), interval, review
     out["adf_by_hc_mm"] = {
         f"{lo}-{hi}": {"n": len(sel), "adf_mm": float(np.mean([r["abs_err_mm"] for r in sel]))}
         for lo, hi in bins if (sel := [r for r in ok if lo <= r["hc_ref_mm"] < hi])
@@ -119,7 +126,20 @@ def case_row(res: MeasureResult, case: HC18Case, ref: NDArray[np.uint8]) -> dict
         "crop_hc_spread": (max(res.crop_hc_px) - min(res.crop_hc_px)) / float(np.median(res.crop_hc_px))
         if len(res.crop_hc_px) >= 2 else None,
         "status": res.status, "flags": list(res.flags),
+        **interval_and_ellipse_columns(res, ref, case.pixel_size_mm),
     }
+
+
+def interval_and_ellipse_columns(res: MeasureResult, ref: NDArray[np.uint8], pixel_size_mm: float) -> dict[str, Any]:
+    """The interval's ends (mm) and Dice / Hausdorff of the filled fitted ellipse (the HC18
+    challenge's convention: its submissions are ellipses) against the reference."""
+    out: dict[str, Any] = {"hc_low_mm": res.hc_low_mm, "hc_high_mm": res.hc_high_mm, "dice_ellipse": 0.0,
+                           "hausdorff_ellipse_mm": float("inf")}
+    if res.ellipse is not None:
+        em = res.ellipse.rasterize(ref.shape)
+        out["dice_ellipse"] = dice_jaccard(em, ref)[0]
+        out["hausdorff_ellipse_mm"] = hausdorff_mm(em, ref, pixel_size_mm)
+    return out
 
 
 def evaluate_modes(pipes: dict[str, Pipeline], data_dir: Path, files: list[str],

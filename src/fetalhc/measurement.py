@@ -15,9 +15,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fetalhc.boundary import iso_contour_xy, pixel_count_length_px, polyline_length_px
+from fetalhc.conformal import IntervalCalibration, interval_px
 from fetalhc.crops import CropBox
 from fetalhc.ellipse import Ellipse, fit_ellipse_points
 from fetalhc.fuse import binarize
+from fetalhc.outline import ellipse_from_probability
 from fetalhc.segmentation import Segmentation
 
 
@@ -42,6 +44,8 @@ class Measurement:
         crop_hc_px: ellipse HC of each crop's own mask (a flipped crop averaged with its twin first).
         ellipse_outside_px: how far the ellipse reaches beyond the image's pixel centres (0 inside).
         fit_iou: intersection over union of the mask and the rasterised ellipse.
+        hc_low_px, hc_high_px: the 90 % conformal interval for the reference HC
+            (:mod:`fetalhc.conformal`), when a calibration was given.
     """
 
     image_shape_hw: tuple[int, int]
@@ -57,6 +61,8 @@ class Measurement:
     crop_hc_px: tuple[float, ...] = ()
     ellipse_outside_px: float | None = None
     fit_iou: float | None = None
+    hc_low_px: float | None = None
+    hc_high_px: float | None = None
 
     @property
     def mask_area_px(self) -> int:
@@ -90,6 +96,14 @@ class Measurement:
         return self.mm(self.hc_band_px)
 
     @property
+    def hc_low_mm(self) -> float | None:
+        return self.mm(self.hc_low_px)
+
+    @property
+    def hc_high_mm(self) -> float | None:
+        return self.mm(self.hc_high_px)
+
+    @property
     def ofd_mm(self) -> float | None:
         """Occipito-frontal diameter: the ellipse's major axis (outer to outer), mm."""
         return None if self.ellipse is None or self.hc_mm is None else self.mm(2.0 * self.ellipse.semi_axis_a_px)
@@ -102,12 +116,17 @@ class Measurement:
 
 def measure(seg: Segmentation, pixel_size_mm: float | None, pixel_size_source: str = "none", *, element: str = "cross",
             no_head_edge_confidence: float = 0.2, edge_band_px: int = 7,
-            band_thresholds: tuple[float, float] = (0.2, 0.8)) -> Measurement:
+            band_thresholds: tuple[float, float] = (0.2, 0.8), outline: str = "mask", robust_fit: bool = False,
+            interval: IntervalCalibration | None = None) -> Measurement:
     """Measure the head in ``seg`` (see :class:`Measurement`).
 
     A mask whose edge confidence is below ``no_head_edge_confidence`` is a soft blob with no sharp
     edge anywhere: the network saw no head, and the mask is discarded (``head_mask`` all zeros).
     ``element`` is the structuring element of the patent's boundary ("cross" or "square").
+    ``outline`` "mask" fits the clinical ellipse to the smoothed mask's edge; "probability" to the
+    0.5 iso-line of the fused probability (:mod:`fetalhc.outline`; ``robust_fit`` trims outlying
+    points), falling back to the mask's edge. The patent's length and the contour length always
+    come from the mask. With an ``interval`` calibration, the interval is scaled by the HC band.
     """
     shape_hw = (int(seg.mask.shape[0]), int(seg.mask.shape[1]))
     mask = seg.mask
@@ -123,13 +142,21 @@ def measure(seg: Segmentation, pixel_size_mm: float | None, pixel_size_source: s
                 hc_band_px=hc_band_px(seg.probability, band_thresholds))
     pts = iso_contour_xy(mask)
     try:
-        ell = fit_ellipse_points(pts)
+        mask_ell: Ellipse | None = fit_ellipse_points(pts)
+        m = replace(m, patent_pixel_count_hc_px=pixel_count_length_px(mask, element),
+                    contour_length_px=polyline_length_px(pts))
     except ValueError:
+        mask_ell = None
+    ell = ellipse_from_probability(seg.probability, mask, robust_fit) if outline == "probability" else None
+    ell = ell or mask_ell
+    if ell is None:
         return m
-    return replace(m, ellipse=ell, hc_px=ell.perimeter_px,
-                   patent_pixel_count_hc_px=pixel_count_length_px(mask, element),
-                   contour_length_px=polyline_length_px(pts), ellipse_outside_px=ellipse_outside_px(ell, shape_hw),
-                   fit_iou=mask_ellipse_iou(mask, ell) if ell.semi_axis_b_px > 0 else None)
+    m = replace(m, ellipse=ell, hc_px=ell.perimeter_px, ellipse_outside_px=ellipse_outside_px(ell, shape_hw),
+                fit_iou=mask_ellipse_iou(mask, ell) if ell.semi_axis_b_px > 0 else None)
+    if interval is not None and m.hc_px is not None and m.hc_band_px is not None:
+        lo, hi = interval_px(m.hc_px, m.hc_band_px, interval)
+        m = replace(m, hc_low_px=lo, hc_high_px=hi)
+    return m
 
 
 def measure_ellipse(ellipse: Ellipse, image_shape_hw: tuple[int, int], pixel_size_mm: float | None,

@@ -7,9 +7,11 @@ own module; :class:`Pipeline` only composes them and returns one :class:`Outcome
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from fetalhc import conformal
 from fetalhc.clinical import Readout, readout
 from fetalhc.crops import CropMode, validate_q
 from fetalhc.deid import deidentify_pixels
@@ -17,7 +19,7 @@ from fetalhc.image import UltrasoundImage
 from fetalhc.measurement import Measurement, measure
 from fetalhc.quality import QualityThresholds, Verdict, assess
 from fetalhc.segment import Segmenter
-from fetalhc.segmentation import Segmentation, segment
+from fetalhc.segmentation import Segmentation, ZoomSettings, segment
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,13 @@ class PipelineConfig:
         band_thresholds: (low, high) head probabilities whose outlines bound the HC
             uncertainty band ``hc_band_mm`` (see :func:`fetalhc.measurement.hc_band_px`).
         quality: limits of the quality checks (reports print the ones used).
+        zoom: after the crops, segment the head's box once more (:class:`ZoomSettings`: margin,
+            least image pixels per network pixel, blend weight, flipped twin).
+        outline: "probability" fits the clinical ellipse to the fused probability's 0.5 iso-line,
+            "mask" to the smoothed mask's edge (before 0.2).
+        robust_fit: trim outlying outline points before the final fit (:mod:`fetalhc.outline`).
+        interval: give the 90 % interval (and its review limit) from the calibration JSON beside
+            the model, when there is one.
     """
 
     crop_mode: str = CropMode.CORNERS.value
@@ -53,10 +62,16 @@ class PipelineConfig:
     edge_band_px: int = 7
     band_thresholds: tuple[float, float] = (0.2, 0.8)
     quality: QualityThresholds = field(default_factory=QualityThresholds)
+    zoom: ZoomSettings | None = field(default_factory=ZoomSettings)
+    outline: str = "probability"
+    robust_fit: bool = True
+    interval: bool = True
 
     def __post_init__(self) -> None:
         CropMode(self.crop_mode)
         validate_q(self.q)
+        if self.outline not in ("probability", "mask"):
+            raise ValueError(f"outline must be 'probability' or 'mask', got {self.outline!r}")
         lo, hi = self.band_thresholds
         if not 0.0 < lo < hi < 1.0:
             raise ValueError(f"band thresholds must satisfy 0 < low < high < 1, got {self.band_thresholds}")
@@ -64,7 +79,7 @@ class PipelineConfig:
     @property
     def crop_label(self) -> str:
         """The crop mode as results record it, e.g. "corners+flips"."""
-        return self.crop_mode + ("+flips" if self.flips else "")
+        return self.crop_mode + ("+flips" if self.flips else "") + ("+zoom" if self.zoom is not None else "")
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,8 @@ class Pipeline:
         self.config = config or PipelineConfig()
         # precision: "fp32" or "int8" shipped model when no model_path is given (segment.DEFAULT_PRECISION)
         self.segmenter = Segmenter(model_path, threads=threads, precision=precision)
+        #: the interval calibration beside the model (``<model>.interval.json``), or None
+        self.interval = load_interval(self.segmenter.info.path)
 
     def with_config(self, config: PipelineConfig) -> Pipeline:
         """A pipeline with other settings that shares this one's loaded model."""
@@ -118,19 +135,35 @@ class Pipeline:
         """Measure an image that :meth:`deidentify` already cleaned. Never raises for a poor
         image: problems become flags. ``input_flags`` ("code: reason") join the verdict's flags."""
         cfg = self.config
-        seg = segment(clean.pixels, self.segmenter, cfg.crop_mode, cfg.q, cfg.flips, cfg.threshold)
+        cal = self.interval if cfg.interval else None
+        seg = segment(clean.pixels, self.segmenter, cfg.crop_mode, cfg.q, cfg.flips, cfg.threshold, cfg.zoom)
         m = measure(seg, clean.pixel_size_mm, clean.pixel_size_source, element=cfg.element,
                     no_head_edge_confidence=cfg.no_head_edge_confidence, edge_band_px=cfg.edge_band_px,
-                    band_thresholds=cfg.band_thresholds)
+                    band_thresholds=cfg.band_thresholds, outline=cfg.outline, robust_fit=cfg.robust_fit,
+                    interval=cal)
         r = readout(m.hc_mm, m.bpd_mm, m.ofd_mm, ga_weeks)
         notes = tuple(n for n in clean.notes if not n.startswith("deid:"))
-        verdict = assess(m, r, thresholds=cfg.quality, notes=notes, input_flags=input_flags)
+        verdict = assess(m, r, thresholds=quality_thresholds(cfg.quality, cal), notes=notes, input_flags=input_flags)
         return Outcome(clean, seg, m, r, verdict, cfg)
 
     def run(self, image: UltrasoundImage, ga_weeks: float | None = None,
             input_flags: tuple[str, ...] = ()) -> Outcome:
         """De-identify and measure one loaded image."""
         return self.analyse(self.deidentify(image), ga_weeks, input_flags)
+
+
+def load_interval(model_path: Path) -> conformal.IntervalCalibration | None:
+    """The interval calibration ``<model>.interval.json`` beside the model, if there is one."""
+    p = model_path.with_suffix(".interval.json")
+    return conformal.load(p) if p.is_file() else None
+
+
+def quality_thresholds(base: QualityThresholds, cal: conformal.IntervalCalibration | None) -> QualityThresholds:
+    """The limits the verdict applies: with an interval calibration, its review limit on the
+    interval's half-width replaces the fixed HC-band limit (both measure the same uncertainty)."""
+    if cal is None:
+        return base
+    return replace(base, max_hc_band_mm=math.inf, max_interval_half_width_mm=cal.max_half_width_mm)
 
 
 __all__ = ["Outcome", "Pipeline", "PipelineConfig"]

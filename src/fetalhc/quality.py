@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from fetalhc.clinical import INFO_FLAGS, Readout
+from fetalhc.conformal import FLAG_INTERVAL_WIDE
 from fetalhc.ellipse import Ellipse
 from fetalhc.flags import decode_flags, flag_code, make_flag
 from fetalhc.measurement import Measurement
@@ -68,6 +69,10 @@ class QualityThresholds:
         max_hc_band_mm: widest acceptable HC uncertainty band (``Measurement.hc_band_mm``: ellipse
             HC at head probability 0.2 minus that at 0.8), mm. 8 mm is +-4 mm of HC, about +-2.5 days
             of growth at 20 weeks (HC grows some 11 mm a week then).
+        max_interval_half_width_mm: widest acceptable half-width (mm) of the 90 % interval
+            (``Measurement.hc_low_mm``-``hc_high_mm``); wider gets ``interval_wide``. ``inf``
+            disables it; the pipeline sets it from the interval calibration beside the model
+            (and then lifts ``max_hc_band_mm``: the calibrated interval limit replaces it).
         pixel_size_range_mm: plausible pixel size (mm); HC18 spans 0.049-0.39 mm.
         hc_range_mm: plausible trans-thalamic HC (mm): 40 mm is about 11 weeks (HC18's smallest
             head is 44.3 mm), 400 mm lies above the INTERGROWTH-21st +3 SD at 40 weeks (372.7 mm).
@@ -91,6 +96,7 @@ class QualityThresholds:
     max_crop_spread: float = 0.03
     min_edge_confidence: float = 0.40
     max_hc_band_mm: float = 8.0
+    max_interval_half_width_mm: float = math.inf
     pixel_size_range_mm: tuple[float, float] = (0.02, 1.0)
     hc_range_mm: tuple[float, float] = (40.0, 400.0)
     info_flags: frozenset[str] = field(
@@ -141,6 +147,7 @@ def assess(m: Measurement, readout: Readout, *, thresholds: QualityThresholds | 
         flags += _check_confidence(m, t)
     flags += _check_crops(m, t)
     flags += _check_band(m, t)
+    flags += _check_interval(m, t)
     unique = tuple(dict.fromkeys(flags))
     review = [f for f in unique if flag_code(f) not in t.info_flags]
     return Verdict("review" if review else "ok", unique, t)
@@ -217,6 +224,14 @@ def _check_band(m: Measurement, t: QualityThresholds) -> list[str]:
         return []
     return [make_flag(FLAG_HC_UNCERTAIN, f"HC uncertainty band {band:.1f} mm > {t.max_hc_band_mm:g} mm "
                       "(outlines at low and high head probability differ)")]
+
+
+def _check_interval(m: Measurement, t: QualityThresholds) -> list[str]:
+    lo, hi = m.hc_low_mm, m.hc_high_mm
+    if lo is None or hi is None or (hi - lo) / 2.0 <= t.max_interval_half_width_mm + 1e-9:
+        return []
+    return [make_flag(FLAG_INTERVAL_WIDE, f"90 % interval {lo:.1f}-{hi:.1f} mm wider than "
+                      f"+-{t.max_interval_half_width_mm:.1f} mm")]
 
 
 def _as_float(v: Any) -> float | None:

@@ -56,6 +56,10 @@ TABLE_COLUMNS = (
     "frame",
     "error",
     "sr_file",
+    "hc_low_mm",
+    "hc_high_mm",
+    "hc_low_px",
+    "hc_high_px",
 )
 
 #: Columns renamed in 0.2 (old name -> new name).
@@ -108,6 +112,11 @@ class MeasureResult:
     edge_confidence: float | None = None
     frame: int | None = None
     error: str | None = None
+    #: 90 % split-conformal interval for the reference HC (fetalhc.conformal), mm and pixels
+    hc_low_mm: float | None = None
+    hc_high_mm: float | None = None
+    hc_low_px: float | None = None
+    hc_high_px: float | None = None
     #: the quality limits that were applied (reports print them); not written to the table
     thresholds: QualityThresholds | None = field(default=None, repr=False, compare=False)
     #: the DICOM SR written for this result (``--sr-dir``), or ``None``
@@ -185,6 +194,7 @@ def from_parts(file: str, m: Measurement, r: Readout, v: Verdict, *, crop_mode: 
         ga_hadlock_weeks=r.ga_hadlock_weeks, ga_intergrowth_weeks=r.ga_intergrowth_weeks, hc_z=r.hc_z,
         hc_centile=r.hc_centile, status=v.status, flags=v.flags, crop_mode=crop_mode,
         crop_hc_px=m.crop_hc_px, hc_band_px=m.hc_band_px, hc_band_mm=m.hc_band_mm, edge_confidence=m.edge_confidence,
+        hc_low_mm=m.hc_low_mm, hc_high_mm=m.hc_high_mm, hc_low_px=m.hc_low_px, hc_high_px=m.hc_high_px,
         frame=frame, thresholds=v.thresholds, probability=probability, mask=mask,
     )
 

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from fetalhc.crops import CropBox, crop_boxes, extract_crop
 from fetalhc.fuse import binarize, fuse_probabilities
 from fetalhc.segment import Segmenter
+from fetalhc.zoom import zoom_pass
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,30 @@ class Segmentation:
     crop_probs: tuple[NDArray[np.float32], ...]
 
 
+@dataclass(frozen=True)
+class ZoomSettings:
+    """The zoom pass (:func:`fetalhc.zoom.zoom_pass`): once the crops have found the head, its box
+    (``margin`` x its size on each side, the network's aspect, at least ``min_scale`` image pixels
+    per network pixel) is segmented once more and blended into the fused map with ``weight``
+    (1 = replace); ``flip`` adds the box's left-right flipped twin."""
+
+    margin: float = 0.12
+    min_scale: float = 1.0
+    weight: float = 0.5
+    flip: bool = False
+
+
 def segment(pixels: NDArray[np.uint8], segmenter: Segmenter, crop_mode: str = "corners", q: float = 0.9,
-            flips: bool = False, threshold: float = 0.5) -> Segmentation:
-    """Crop ``pixels`` (H, W) uint8, run the network on each crop, fuse by averaging the overlaps
-    and binarise (largest component, holes filled)."""
+            flips: bool = False, threshold: float = 0.5, zoom: ZoomSettings | None = None) -> Segmentation:
+    """Crop ``pixels`` (H, W) uint8, run the network on each crop, fuse by averaging the overlaps,
+    optionally refine the head's box with the zoom pass, and binarise (largest component, holes
+    filled)."""
     h, w = pixels.shape
     boxes = crop_boxes(w, h, crop_mode, q, flips)
     crops = np.stack([extract_crop(pixels, b, segmenter.input_hw) for b in boxes])
     probs = tuple(segmenter.predict(crops))
     fused = fuse_probabilities(list(probs), boxes, (h, w))
+    if zoom is not None:
+        fused, _ = zoom_pass(pixels, fused, binarize(fused, threshold), segmenter.predict, segmenter.input_hw,
+                             zoom.margin, zoom.min_scale, zoom.weight, zoom.flip)
     return Segmentation(fused, binarize(fused, threshold), tuple(boxes), probs)
