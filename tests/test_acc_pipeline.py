@@ -7,8 +7,8 @@ import pytest
 
 from fetalhc import conformal
 from fetalhc.ellipse import Ellipse
-from fetalhc.phantom import make_phantom
 from fetalhc.image import UltrasoundImage
+from fetalhc.phantom import make_phantom
 from fetalhc.pipeline import Pipeline, PipelineConfig, load_interval
 from fetalhc.results import TABLE_COLUMNS, MeasureResult, assemble
 from fetalhc.segment import default_model_path

@@ -3,8 +3,6 @@ text blanked, the head's bounding box bit-identical (HC cannot change), regions,
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -62,16 +60,6 @@ def test_regions_missing_the_centre_never_blank_it(screens):
     cx0, cy0, cx1, cy1 = central_box(s.pixels.shape)
     assert np.array_equal(out.pixels[cy0:cy1, cx0:cx1], s.pixels[cy0:cy1, cx0:cx1])
 
-
-def test_fast_path_is_fast(screens):
-    img = UltrasoundImage(screens[0].pixels)
-    deidentify_pixels(img)
-    times = []
-    for _ in range(5):
-        t = time.perf_counter()
-        deidentify_pixels(img)
-        times.append(time.perf_counter() - t)
-    assert min(times) < 0.1  # about 8 ms on an idle core; loose for busy CI machines
 
 
 def test_blanking_boxes_are_kept_clear_of_the_centre():

@@ -1,6 +1,7 @@
 """The pipeline end to end with the shipped model: one Outcome per image, and the Python API."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import pytest
 import fetalhc
 from conftest import PHANTOM_TRUTH
 from fetalhc.image import UltrasoundImage
-from fetalhc.pipeline import Outcome, Pipeline, PipelineConfig
+from fetalhc.pipeline import Outcome, Pipeline, PipelineConfig, quality_thresholds
 from fetalhc.quality import QualityThresholds
 from fetalhc.reader import load_image
 from fetalhc.results import assemble
@@ -28,7 +29,8 @@ def test_run_returns_one_outcome_down_the_layers(pipe, phantom_png):
     assert m.ellipse is not None and m.hc_px == pytest.approx(m.ellipse.perimeter_px)
     assert m.hc_mm == pytest.approx(m.hc_px * 0.15)
     assert o.readout.ofd_mm == pytest.approx(2 * m.ellipse.semi_axis_a_px * 0.15)
-    assert o.verdict.thresholds == pipe.config.quality
+    assert o.verdict.thresholds == quality_thresholds(pipe.config.quality, pipe.interval)
+    assert o.verdict.thresholds.max_interval_half_width_mm < math.inf  # the shipped calibration's limit
     # every value is frozen: no stage writes into another's record
     for value in (o, m, seg, o.readout, o.verdict):
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -48,10 +50,13 @@ def test_patent_length_uses_the_cross_element_by_default(pipe, phantom_png):
 def test_quality_thresholds_come_from_the_config_and_travel_with_the_result(pipe, phantom_png):
     img = load_image(phantom_png, pixel_size_mm=0.15)
     strict = QualityThresholds(max_hc_band_mm=0.01)
-    o = pipe.with_config(PipelineConfig(quality=strict)).run(img)
+    o = pipe.with_config(PipelineConfig(quality=strict, interval=False)).run(img)
     assert o.verdict.status == "review" and any(f.startswith("hc_uncertain") for f in o.verdict.flags)
     r = assemble(o)
     assert r.thresholds is strict
+    # with the interval calibration, its limit on the interval's half-width replaces the band limit
+    o = pipe.with_config(PipelineConfig(quality=strict)).run(img)
+    assert not any(f.startswith("hc_uncertain") for f in o.verdict.flags)
     assert pipe.run(img).verdict.status == "ok"
 
 
@@ -73,7 +78,7 @@ def test_measure_api_returns_one_result_with_units(model_path, phantom_png):
     assert r.patent_pixel_count_hc_mm == pytest.approx(r.patent_pixel_count_hc_px * 0.15)
     assert r.semi_axis_a_px == r.ellipse.semi_axis_a_px
     assert r.mask is not None and r.mask.shape == (540, 800)
-    assert r.crop_mode == "corners" and len(r.crop_hc_px) == 4
+    assert r.crop_mode == "corners+zoom" and len(r.crop_hc_px) == 4
 
 
 def test_measure_signature_is_real():
@@ -102,7 +107,7 @@ def test_crop_modes_agree_on_a_clear_phantom(model_path, phantom_png, mode):
     a = fetalhc.measure(phantom_png, 0.15)
     b = fetalhc.measure(phantom_png, 0.15, config=PipelineConfig(crop_mode=mode, flips=True))
     assert b.hc_mm == pytest.approx(a.hc_mm, rel=0.03)
-    assert b.crop_mode == f"{mode}+flips"
+    assert b.crop_mode == f"{mode}+flips+zoom"
 
 
 @pytest.mark.parametrize(("kw", "message"), [({"q": 0.0}, "q must lie"), ({"crop_mode": "six"}, "six"),

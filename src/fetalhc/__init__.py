@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fetalhc._version import __version__
 from fetalhc.results import MeasureResult
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from fetalhc.image import UltrasoundImage
     from fetalhc.pipeline import Pipeline, PipelineConfig
 
-__version__ = "0.2.0"
 
 
 @lru_cache(maxsize=4)

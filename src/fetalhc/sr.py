@@ -30,7 +30,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from fetalhc import __version__
+from fetalhc._version import __version__
 from fetalhc.io_utils import atomic_write_bytes
 from fetalhc.quality import FLAG_SR_NOT_WRITTEN
 
