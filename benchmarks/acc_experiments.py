@@ -51,7 +51,7 @@ def cache(out: Path, limit: int | None) -> None:
         dst = out / (f.replace(".png", ".npz"))
         if dst.exists():
             continue
-        img = pipe.prepare(load_image(data / "training_set" / f, pixel_size_mm=px[f])).pixels
+        img = pipe.deidentify(load_image(data / "training_set" / f, pixel_size_mm=px[f])).pixels
         h, w = img.shape
         arrays: dict[str, Any] = {}
         boxes = crop_boxes(w, h, "corners+full", 0.9, True)

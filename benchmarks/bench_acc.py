@@ -18,12 +18,13 @@ from pathlib import Path
 
 from fetalhc.image import load_image
 from fetalhc.pipeline import Pipeline, PipelineConfig
+from fetalhc.segmentation import ZoomSettings
 
 CONFIGS = {
-    "before: corners (4 passes)": PipelineConfig(crop_mode="corners", zoom=False, outline="mask", robust_fit=False,
+    "before: corners (4 passes)": PipelineConfig(crop_mode="corners", zoom=None, outline="mask", robust_fit=False,
                                                  interval=False),
     "after: corners + zoom (5 passes, default)": PipelineConfig(),
-    "full + zoom + zoom flip (3 passes)": PipelineConfig(crop_mode="full", zoom_flip=True, zoom_weight=1.0),
+    "full + zoom + zoom flip (3 passes)": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0, flip=True)),
 }
 
 

@@ -51,7 +51,7 @@ def bench_speed(paths: list[Path], modes: list[str], model: Path | None = None) 
     for mode in modes:
         crop_mode = mode.removesuffix("+flips")
         pipe = Pipeline(model, config=PipelineConfig(crop_mode=crop_mode, flips=mode.endswith("+flips")))
-        pipe.measure(load_image(paths[0]), 0.1)  # warm-up
+        pipe.run(load_image(paths[0], pixel_size_mm=0.1))  # warm-up
         times, ort_times = [], []
         for p in paths:
             t0 = time.perf_counter()

@@ -33,7 +33,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
 import json, os, sys, time
-from fetalhc.image import load_image
+try:
+    from fetalhc.reader import load_image  # 0.2
+except ImportError:
+    from fetalhc.image import load_image  # 0.1
 from fetalhc.pipeline import Pipeline
 prec = os.environ.get("BENCH_PRECISION")
 pipe = Pipeline(precision=prec) if prec else Pipeline()
@@ -52,7 +55,8 @@ for line in sys.stdin:
     t0 = time.perf_counter()
     res = pipe.run(load_image(path, pixel_size_mm=0.1))
     t = time.perf_counter() - t0
-    print(json.dumps({"total_s": t, "network_s": net[0], "hc_mm": res.hc_mm}), flush=True)
+    hc = res.measurement.hc_mm if hasattr(res, "measurement") else res.hc_mm  # 0.2 Outcome / 0.1 result
+    print(json.dumps({"total_s": t, "network_s": net[0], "hc_mm": hc}), flush=True)
 """
 
 

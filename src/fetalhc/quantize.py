@@ -55,7 +55,7 @@ class QuantRecipe:
             raise ValueError(f"n_images must be >= 1, got {self.n_images}")
 
 
-#: the recipe of the shipped int8 model (docs/speed-notes.md has the variants tried)
+#: the recipe of the shipped int8 model (docs/speed.md has the variants tried)
 SHIPPED_RECIPE = QuantRecipe()
 
 

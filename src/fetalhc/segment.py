@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 MODEL_NAME = "fetalhc_deeplabv3plus_effl0"
 PRECISIONS = ("fp32", "int8")
-#: the precision used when none is asked for (chosen by the rule in docs/speed-notes.md)
+#: the precision used when none is asked for (chosen by the rule in docs/speed.md)
 DEFAULT_PRECISION = "fp32"
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -116,7 +116,7 @@ class Segmenter:
 
         path = Path(model_path) if model_path is not None else default_model_path(precision)
         self.info = read_model_info(path)
-        # settings measured in benchmarks/bench_ort.py (docs/speed-notes.md)
+        # settings measured in benchmarks/bench_ort.py (docs/speed.md)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -5,7 +5,7 @@ The SR joins the source study (same Study Instance UID, patient and study module
 the source) in a new series whose description says "not for diagnostic use". Its one
 measurement group (TID 1410, planar ROI) holds the fitted ellipse as an SCOORD ELLIPSE on the
 source image, the HC, BPD, OFD, cephalic index and Hadlock GA as NUM items, the algorithm's
-identity (TID 4019) and the quality status. Codes, units and conventions: docs/sr-notes.md.
+identity (TID 4019) and the quality status. Codes, units and conventions: docs/dicom-sr.md.
 
 Coordinates: fetalhc puts pixel centres on integer (x = column, y = row) coordinates; DICOM
 SCOORD puts the top-left corner of the top-left pixel at (0, 0), so its centre is (0.5, 0.5).
