@@ -271,3 +271,17 @@ def test_pool_unit_limits():
     with pytest.raises(ValueError):
         WorkerPool(0, 1, 1)
     assert replace(Settings(workers=2), ort_threads=None).threads_per_inference() >= 1
+
+
+def test_non_ultrasound_dicom_upload_is_refused(client):
+    from dicom_builder import write_us_dicom
+    from fetalhc.phantom import make_phantom
+
+    img, _ = make_phantom(270, 400, seed=2)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        data = write_us_dicom(Path(d) / "ct.dcm", img, Modality="MR").read_bytes()
+    r = client.post("/api/measure", files={"image": ("x.dcm", data, "application/dicom")})
+    assert r.status_code == 400 and "modality is MR" in r.json()["detail"]

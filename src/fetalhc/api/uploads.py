@@ -129,6 +129,10 @@ def _decode_dicom(data: bytes, frame: int | None) -> Decoded:
         raise UploadError(f"{UPLOAD_NAME}: not a DICOM file (no file meta information)") from None
     except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, struct.error) as e:
         raise UploadError(f"{UPLOAD_NAME}: DICOM file is truncated or corrupt ({type(e).__name__})") from None
+    try:  # the same modality rule as files (fetalhc.dicom): ultrasound only
+        dicom.check_modality(ds, UPLOAD_NAME)
+    except ImageLoadError as e:
+        raise UploadError(str(e).replace(" (force to read it anyway)", "")) from None
     for tag, label in (("Rows", "Rows (0028,0010)"), ("Columns", "Columns (0028,0011)"),
                        ("PixelData", "Pixel Data (7FE0,0010)")):
         if tag not in ds:
