@@ -33,15 +33,25 @@ PIXEL_TAGS = {(0x7FE0, 0x0010): "PixelData", (0x7FE0, 0x0008): "FloatPixelData",
 _TELLTALE = ("SOPClassUID", "Rows", "Modality", "StudyInstanceUID", "SeriesInstanceUID")
 
 
+def starts_like_dicom(head: bytes) -> bool:
+    """True if ``head`` (a file's first bytes) holds ``DICM`` at byte 128, the DICOM file format's
+    magic: the one rule by which fetalhc recognises DICOM content, in files and in uploads.
+
+    >>> starts_like_dicom(bytes(128) + b"DICM"), starts_like_dicom(b"\\x89PNG")
+    (True, False)
+    """
+    return head[DICM_OFFSET:DICM_OFFSET + 4] == b"DICM"
+
+
 def has_dicm_preamble(path: str | Path) -> bool:
-    """True if the file holds ``DICM`` at byte 128 (the DICOM file format's magic); False for
+    """True if the file holds ``DICM`` at byte 128 (:func:`starts_like_dicom`); False for
     shorter or unreadable files."""
     try:
         with Path(path).open("rb") as f:
             head = f.read(DICM_OFFSET + 4)
     except OSError:
         return False
-    return head[DICM_OFFSET:] == b"DICM"
+    return starts_like_dicom(head)
 
 
 def read_header(path: str | Path) -> Any:

@@ -52,7 +52,9 @@ def sniff_kind(data: bytes) -> str | None:
         return "tiff"
     if data.startswith(b"BM"):
         return "bmp"
-    if len(data) >= 132 and data[128:132] == b"DICM":
+    from fetalhc.dicom import starts_like_dicom
+
+    if starts_like_dicom(data):
         return "dicom"
     return None
 
