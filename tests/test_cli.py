@@ -144,3 +144,25 @@ def test_non_ultrasound_dicom_is_refused_unless_forced(model_path, tmp_path):
     assert forced.exit_code == 0, forced.output
     (row,) = list(csv.DictReader(out.open()))
     assert float(row["hc_mm"]) > 0 and row["error"] == ""
+
+
+def test_progress_bar_on_a_terminal_summary_line_always(model_path, phantom_png, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from fetalhc import cli
+
+    buf = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=buf, force_terminal=True, width=100))
+    res = CliRunner().invoke(app, ["measure", str(phantom_png), "--pixel-size", "0.15", "--out", "-"])
+    assert res.exit_code == 0, res.output
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())  # without the terminal's colour codes
+    assert "measuring" in text and "━" in text and "/1" in text  # the bar, with its count
+    assert "measured 1 file, 1 row" in text
+    buf.truncate(0)
+    monkeypatch.setattr(cli, "err", Console(file=buf, force_terminal=False, width=100))
+    CliRunner().invoke(app, ["measure", str(phantom_png), "--pixel-size", "0.15", "--out", "-"])
+    assert "━" not in buf.getvalue() and "measured 1 file, 1 row" in buf.getvalue()
