@@ -121,3 +121,78 @@ def test_device_choice():
             resolve_device("cuda")
     with pytest.raises((ValueError, RuntimeError)):
         resolve_device("tpu")
+
+
+def _randomised(model):
+    """Give every BatchNorm non-trivial statistics, so that folding them matters."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model
+
+
+def test_fine_tuning_starts_from_an_exported_model(tmp_path):
+    from fetalhc.train.from_onnx import conv_bn_pairs, freeze_batchnorm, load_onnx_weights
+
+    cfg = TrainConfig(data_dir="-", split_file="-", out_dir="-", pretrained=False, input_hw=(64, 96))
+    source = _randomised(build_model(cfg.arch, pretrained=False))
+    ckpt = tmp_path / "last.pt"
+    torch.save({"model": source.state_dict(), "epoch": 1, "config": asdict(cfg)}, ckpt)
+    onnx_path = export_onnx(ckpt, tmp_path / "m.onnx")  # folds every BatchNorm into its convolution
+
+    fresh = build_model(cfg.arch, pretrained=False)
+    x = torch.rand(1, 1, 64, 96)
+    with torch.no_grad():
+        before = float((fresh.eval()(x) - source.eval()(x)).abs().max())
+    assert before > 1e-2  # a fresh network computes something else
+    assert load_onnx_weights(fresh, onnx_path) < 1e-4
+    with torch.no_grad():
+        assert float((fresh.eval()(x) - source(x)).abs().max()) < 1e-4
+    pairs = conv_bn_pairs(fresh, (64, 96))
+    assert len(pairs) == 58 and sum(bn is None for _, _, bn in pairs) == 1  # only the last 1x1
+    fresh.train()
+    freeze_batchnorm(fresh)
+    assert all(not m.training for m in fresh.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert fresh.decoder[0][0].training  # convolutions still learn
+
+
+def test_loading_weights_refuses_another_network(tmp_path):
+    from fetalhc.train.from_onnx import load_onnx_weights
+    from fetalhc.train.network import DeepLabV2
+
+    cfg = TrainConfig(data_dir="-", split_file="-", out_dir="-", pretrained=False, input_hw=(64, 96))
+    ckpt = tmp_path / "last.pt"
+    torch.save({"model": build_model(cfg.arch, pretrained=False).state_dict(), "epoch": 1, "config": asdict(cfg)},
+               ckpt)
+    onnx_path = export_onnx(ckpt, tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="convolutions"):
+        load_onnx_weights(DeepLabV2(layers=(1, 1, 1, 1)), onnx_path)
+
+
+def test_fine_tuning_run_keeps_the_start_and_logs_it(tmp_path):
+    from fetalhc.train.from_onnx import load_onnx_weights
+    from fetalhc.train.loop import train
+
+    data = _fake_hc18(tmp_path / "hc18")
+    base = TrainConfig(data_dir="-", split_file="-", out_dir="-", pretrained=False, input_hw=(64, 96))
+    ckpt = tmp_path / "base.pt"
+    torch.save({"model": _randomised(build_model(base.arch, pretrained=False)).state_dict(), "epoch": 1,
+                "config": asdict(base)}, ckpt)
+    onnx_path = export_onnx(ckpt, tmp_path / "base.onnx")
+    cfg = TrainConfig(data_dir=str(data), split_file=str(data / "split.json"), out_dir=str(tmp_path / "run"),
+                      pretrained=False, epochs=1, batch_size=2, input_hw=(64, 96), bf16=False, lr=0.0,
+                      init_from=str(onnx_path))
+    state = torch.load(train(cfg), map_location="cpu", weights_only=False)
+    assert "initialised from" in (tmp_path / "run" / "train.log").read_text()
+    tuned = build_model(base.arch, pretrained=False)
+    tuned.load_state_dict(state["model"])
+    start = build_model(base.arch, pretrained=False)
+    load_onnx_weights(start, onnx_path)
+    x = torch.rand(1, 1, 64, 96)
+    with torch.no_grad():  # lr 0 and frozen BatchNorm: one epoch leaves the network as it started
+        assert float((tuned.eval()(x) - start.eval()(x)).abs().max()) < 1e-4

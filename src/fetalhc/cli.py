@@ -228,6 +228,8 @@ def train(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (CUDA where torch sees a GPU).")] = "auto",
     p_zoom: Annotated[float, typer.Option(help="Share of zoom-pass samples (head box + margin).")] = 0.0,
     p_full: Annotated[float, typer.Option(help="Share of whole-image samples.")] = 0.2,
+    init_from: Annotated[Path | None, typer.Option(
+        help="Fine-tune an exported fp32 .onnx model (BatchNorm frozen) instead of starting from ImageNet.")] = None,
 ) -> None:
     """Train a segmentation network on HC18 (needs the train extra: pip install -e '.\\[train]')."""
     from fetalhc.hc18 import default_data_dir
@@ -243,7 +245,8 @@ def train(
     ckpt = run_train(TrainConfig(data_dir=str(d), split_file=str(split), out_dir=str(out_dir), arch=arch,
                                  pretrained=pretrained, epochs=epochs, batch_size=batch_size, lr=lr,
                                  optimizer=optimizer, loss=loss, max_minutes=max_minutes,
-                                 device=device, p_zoom=p_zoom, p_full=p_full))
+                                 device=device, p_zoom=p_zoom, p_full=p_full,
+                                 init_from=str(init_from) if init_from else None))
     err.print(f"checkpoint: {ckpt}")
 
 

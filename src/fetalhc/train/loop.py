@@ -27,6 +27,7 @@ from fetalhc.crops import DEFAULT_Q
 from fetalhc.hc18 import load_split, read_cases
 from fetalhc.io_utils import display_path
 from fetalhc.train.dataset import build_augment, load_samples, make_pair, random_box, zoom_training_box
+from fetalhc.train.from_onnx import freeze_batchnorm, load_onnx_weights
 from fetalhc.train.network import build_model
 
 log = logging.getLogger("fetalhc.train")
@@ -56,6 +57,8 @@ class TrainConfig:
     bf16: bool | None = None  # None: use it where the CPU has native bf16
     max_minutes: float | None = None
     device: str = "auto"  # "cpu", "cuda" or "auto"
+    init_from: str | None = None  # an fp32 .onnx export to fine-tune (see train.from_onnx)
+    freeze_bn: bool | None = None  # None: frozen when fine-tuning from an ONNX model
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -197,14 +200,20 @@ def train(cfg: TrainConfig) -> Path:
     log.info("loaded %d train / %d val cases in %.0f s; device %s", len(train_s), len(val_s), time.time() - t0,
              device)
 
-    model = build_model(cfg.arch, pretrained=cfg.pretrained).to(device).to(memory_format=torch.channels_last)
+    model = build_model(cfg.arch, pretrained=cfg.pretrained and not cfg.init_from)
+    if cfg.init_from:
+        diff = load_onnx_weights(model, Path(cfg.init_from), cfg.input_hw)
+        log.info("initialised from %s (max |logit diff| vs ONNX Runtime %.2g)", display_path(cfg.init_from), diff)
+    freeze_bn = bool(cfg.init_from) if cfg.freeze_bn is None else cfg.freeze_bn
+    model = model.to(device).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     steps_per_epoch = len(train_s) // cfg.batch_size
     lr_at = lr_schedule(cfg, steps_per_epoch)
     ckpt = out / "last.pt"
     start_epoch, step = load_checkpoint(ckpt, model, opt)
     # record paths relative to the working directory (the repo root) so logs carry no local paths
-    record = {k: display_path(v) if k in ("data_dir", "split_file", "out_dir") else v for k, v in asdict(cfg).items()}
+    paths = ("data_dir", "split_file", "out_dir", "init_from")
+    record = {k: display_path(v) if k in paths and v else v for k, v in asdict(cfg).items()}
     (out / "config.json").write_text(json.dumps(record, indent=2))
     augment = build_augment()
     rng = random.Random(cfg.seed + start_epoch)
@@ -215,6 +224,8 @@ def train(cfg: TrainConfig) -> Path:
     with progress:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
+            if freeze_bn:
+                freeze_batchnorm(model)
             order = list(range(len(train_s)))
             rng.shuffle(order)
             t_ep, loss_sum = time.time(), 0.0
@@ -234,6 +245,8 @@ def train(cfg: TrainConfig) -> Path:
                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
             if (epoch + 1) % 3 == 0 or epoch + 1 == cfg.epochs:
                 msg["val_dice_fullimage"] = round(validate(model, val_s, cfg.input_hw, use_bf16), 4)
+                if freeze_bn:
+                    freeze_batchnorm(model)
             log.info("EPOCH %s", json.dumps(msg))
             with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(msg) + "\n")
