@@ -56,20 +56,27 @@ def largest_filled_component_window(
         return None
     x0, y0, x1, y1 = win
     sub = m[y0:y1, x0:x1].astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    labels, areas = _labels_and_areas(sub)
     keep = 1 + int(np.argmax(areas))
-    if n > 2 and int(np.count_nonzero(areas == areas[keep - 1])) > 1:
+    if int(np.count_nonzero(areas == areas[keep - 1])) > 1:
         # equally large components: which one is kept depends on OpenCV's label order, so
         # label the whole mask as before (rare; the label order of a window may differ)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
-        keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        labels, areas = _labels_and_areas(m.astype(np.uint8))
+        keep = 1 + int(np.argmax(areas))
         labels = labels[y0:y1, x0:x1]
     comp = (labels == keep).astype(np.uint8)
     contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     out = np.zeros_like(sub)
     cv2.drawContours(out, contours, -1, 1, thickness=cv2.FILLED)
     return (x0, y0), out
+
+
+def _labels_and_areas(mask: NDArray[np.uint8]) -> tuple[NDArray[np.int32], NDArray[np.intp]]:
+    """8-connected labels of a 0/1 mask (OpenCV; those of ``connectedComponentsWithStats``) and the
+    pixel count of each component 1..n-1 (the statistics' area, counted without the other
+    statistics, which cost OpenCV more than the labelling)."""
+    n, labels = cv2.connectedComponents(mask, connectivity=8)
+    return labels, np.bincount(labels.ravel(), minlength=n)[1:]
 
 
 def largest_filled_component(mask: NDArray[np.generic]) -> NDArray[np.uint8]:
