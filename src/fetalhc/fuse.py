@@ -50,33 +50,36 @@ def largest_filled_component_window(
 
     Outside the window the result is all zeros, so pasting the window into zeros of the mask's
     size gives exactly :func:`largest_filled_component` (labelling and contour filling are local)."""
-    m = np.asarray(mask) > 0
+    m = np.asarray(mask)
+    m = m if m.dtype == np.bool_ else m > 0
     win = nonzero_window(m, 1)
     if win is None:
         return None
     x0, y0, x1, y1 = win
     sub = m[y0:y1, x0:x1].astype(np.uint8)
-    labels, areas = _labels_and_areas(sub)
-    keep = 1 + int(np.argmax(areas))
-    if int(np.count_nonzero(areas == areas[keep - 1])) > 1:
-        # equally large components: which one is kept depends on OpenCV's label order, so
-        # label the whole mask as before (rare; the label order of a window may differ)
-        labels, areas = _labels_and_areas(m.astype(np.uint8))
+    n, labels = cv2.connectedComponents(sub, connectivity=8)
+    comp = sub  # one component: itself
+    if n > 2:
+        areas = _areas(labels, n)
         keep = 1 + int(np.argmax(areas))
-        labels = labels[y0:y1, x0:x1]
-    comp = (labels == keep).astype(np.uint8)
+        if int(np.count_nonzero(areas == areas[keep - 1])) > 1:
+            # equally large components: which one is kept depends on OpenCV's label order, so
+            # label the whole mask as before (rare; the label order of a window may differ)
+            n, labels = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
+            keep = 1 + int(np.argmax(_areas(labels, n)))
+            labels = labels[y0:y1, x0:x1]
+        comp = (labels == keep).astype(np.uint8)
     contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     out = np.zeros_like(sub)
     cv2.drawContours(out, contours, -1, 1, thickness=cv2.FILLED)
     return (x0, y0), out
 
 
-def _labels_and_areas(mask: NDArray[np.uint8]) -> tuple[NDArray[np.int32], NDArray[np.intp]]:
-    """8-connected labels of a 0/1 mask (OpenCV; those of ``connectedComponentsWithStats``) and the
-    pixel count of each component 1..n-1 (the statistics' area, counted without the other
-    statistics, which cost OpenCV more than the labelling)."""
-    n, labels = cv2.connectedComponents(mask, connectivity=8)
-    return labels, np.bincount(labels.ravel(), minlength=n)[1:]
+def _areas(labels: NDArray[np.int32], n: int) -> NDArray[np.intp]:
+    """Pixel count of components 1..n-1 of OpenCV's ``labels`` (the area statistic of
+    ``connectedComponentsWithStats``, counted without its other statistics, which cost OpenCV
+    more than the labelling)."""
+    return np.bincount(labels.ravel(), minlength=n)[1:]
 
 
 def largest_filled_component(mask: NDArray[np.generic]) -> NDArray[np.uint8]:
