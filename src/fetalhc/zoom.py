@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from fetalhc.fuse import nonzero_window
+
 
 @dataclass(frozen=True)
 class ZoomBox:
@@ -36,12 +38,8 @@ class ZoomBox:
 
 
 def mask_bbox(mask: NDArray[np.generic]) -> tuple[int, int, int, int] | None:
-    """Bounding box (x0, y0, x1, y1), end-exclusive pixels, of the non-zero pixels; None if empty."""
-    m = np.asarray(mask) > 0
-    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-    if rows.size == 0:
-        return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    """Bounding box (x0, y0, x1, y1), end-exclusive pixels, of the pixels above 0; None if empty."""
+    return nonzero_window(np.asarray(mask) > 0)
 
 
 def zoom_box(bbox: tuple[int, int, int, int], image_hw: tuple[int, int], net_hw: tuple[int, int],
