@@ -28,12 +28,12 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_vs_old import Child, old_tree  # noqa: E402  (a script beside this one)
 
 CHILD = r"""
 import dataclasses, hashlib, importlib, json, sys, time
@@ -122,40 +122,7 @@ for line in sys.stdin:
 def src_dir(spec: str) -> Path:
     """A ``src`` folder, or the ``src`` of a detached worktree of commit ``spec``."""
     p = Path(spec)
-    if (p / "fetalhc").is_dir():
-        return p.resolve()
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_vs_old import old_tree
-
-    return old_tree(spec) / "src"
-
-
-class Child:
-    """One version in its own process: send (path, pixel size), read one JSON line back."""
-
-    def __init__(self, src: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(src)}
-        self.proc = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, env=env, cwd="/tmp")
-        self.read()
-
-    def read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("child died")
-        return dict(json.loads(line))
-
-    def measure(self, path: Path, pixel_size_mm: float) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(f"{path}\t{pixel_size_mm!r}\n")
-        self.proc.stdin.flush()
-        return self.read()
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+    return p.resolve() if (p / "fetalhc").is_dir() else old_tree(spec) / "src"
 
 
 def hc18_training_images(n: int) -> list[tuple[Path, float]]:
@@ -232,15 +199,15 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     images = hc18_training_images(args.n)
-    kids = {"old": Child(src_dir(args.old)), "new": Child(src_dir(args.new))}
+    kids = {"old": Child(src_dir(args.old), script=CHILD), "new": Child(src_dir(args.new), script=CHILD)}
     for k in kids.values():  # warm-up: model loaded, first-call costs paid
-        k.measure(*images[0])
+        k.send(f"{images[0][0]}\t{images[0][1]!r}")
     load_start = os.getloadavg()
     out: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
     names = list(kids)
     for i, (path, size) in enumerate(images):
         for name in names[i % 2:] + names[:i % 2]:  # alternate who goes first
-            out[name].append(kids[name].measure(path, size))
+            out[name].append(kids[name].send(f"{path}\t{size!r}"))
     load_end = os.getloadavg()
     for k in kids.values():
         k.close()
