@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -70,24 +71,31 @@ def old_tree(commit: str) -> Path:
 
 
 class Child:
-    def __init__(self, src: Path, precision: str | None = None) -> None:
+    """A version of fetalhc (``PYTHONPATH`` = ``src``) running ``script`` in its own process: one
+    line in, one JSON line out."""
+
+    def __init__(self, src: Path, precision: str | None = None, script: str = CHILD) -> None:
         env = {**os.environ, "PYTHONPATH": str(src), "BENCH_PRECISION": precision or ""}
-        self.proc = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=env, cwd="/tmp")
         self.hello = self._read()
 
-    def _read(self) -> dict[str, object]:
+    def _read(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError("benchmark child died")
         return dict(json.loads(line))
 
-    def measure(self, path: Path) -> dict[str, float]:
+    def send(self, line: str) -> dict[str, Any]:
+        """Send one line, return the child's answer."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(f"{path}\n")
+        self.proc.stdin.write(f"{line}\n")
         self.proc.stdin.flush()
-        return {k: float(str(v)) for k, v in self._read().items() if v is not None}
+        return self._read()
+
+    def measure(self, path: Path) -> dict[str, float]:
+        return {k: float(str(v)) for k, v in self.send(str(path)).items() if v is not None}
 
     def close(self) -> None:
         assert self.proc.stdin is not None

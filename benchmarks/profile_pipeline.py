@@ -31,8 +31,8 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_vs_old import hc18_test_images
 
-    from fetalhc.image import load_image
     from fetalhc.pipeline import Pipeline
+    from fetalhc.reader import load_image
 
     paths = hc18_test_images(args.n)
     pipe = Pipeline()

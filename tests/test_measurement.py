@@ -5,8 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
+from fetalhc.boundary import iso_contour_xy
 from fetalhc.crops import CropBox
-from fetalhc.ellipse import Ellipse
+from fetalhc.ellipse import Ellipse, fit_ellipse_points
+from fetalhc.fuse import binarize
 from fetalhc.measurement import (
     Measurement,
     border_contact_px,
@@ -16,7 +18,9 @@ from fetalhc.measurement import (
     hc_band_px,
     mask_ellipse_iou,
     measure,
+    outline_pixels_xy,
 )
+from fetalhc.phantom import make_phantom
 from fetalhc.segmentation import Segmentation
 
 SHAPE = (540, 800)
@@ -219,3 +223,63 @@ def test_crop_hcs_average_a_flipped_crop_with_its_twin():
     # an empty crop gives no HC
     other = CropBox("other", 0, 0, SHAPE[1], SHAPE[0])
     assert len(crop_hcs_px([box, other], [prob, np.zeros(SHAPE, np.float32)])) == 1
+
+
+# ---- windowed outlines equal their whole-map definitions --------------------------------------------
+
+def _outline_whole(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """Reference: the longest external contour of the binarised whole map (the code before the window)."""
+    contours, _ = cv2.findContours(binarize(prob, threshold), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return max(contours, key=len)[:, 0, :].astype(np.float64) if contours else np.zeros((0, 2))
+
+
+def _probability_maps() -> list[tuple[str, np.ndarray]]:
+    """Soft head probabilities: a phantom's head, heads cut by each image border, two heads, none."""
+    rng = np.random.default_rng(7)
+    h, w = 180, 240
+    _, head = make_phantom(h, w, seed=2)
+    heads = [("phantom head", [head]), ("two heads", [head, Ellipse(30.0, 30.0, 20.0, 14.0, 10.0)])]
+    for name, cx, cy in [("left", -10.0, 90.0), ("top", 120.0, -5.0), ("right", 250.0, 90.0), ("bottom", 120.0, 185.0),
+                         ("corner", 235.0, 175.0)]:
+        heads.append((f"cut by the {name} border", [Ellipse(cx, cy, 60.0, 40.0, 30.0)]))
+    maps = []
+    for name, es in heads:
+        m = np.zeros((h, w), np.float32)
+        for e in es:
+            m = np.maximum(m, e.rasterize((h, w)).astype(np.float32))
+        p = cv2.GaussianBlur(m, (0, 0), 4.0) + rng.normal(0, 0.05, (h, w)).astype(np.float32)
+        maps.append((name, np.clip(p, 0, 1).astype(np.float32)))
+    maps.append(("nothing above any threshold", np.full((h, w), 0.1, np.float32)))
+    return maps
+
+
+@pytest.mark.parametrize(("case", "prob"), _probability_maps(), ids=[c[0] for c in _probability_maps()])
+def test_windowed_outline_and_hcs_equal_their_whole_map_definitions(case, prob):
+    for t in (0.2, 0.5, 0.8):
+        want = _outline_whole(prob, t)
+        np.testing.assert_array_equal(outline_pixels_xy(prob, t), want)
+    lo, hi = _outline_whole(prob, 0.2), _outline_whole(prob, 0.8)
+    fits = min(len(lo), len(hi)) >= 5
+    band = fit_ellipse_points(lo).perimeter_px - fit_ellipse_points(hi).perimeter_px if fits else None
+    assert hc_band_px(prob) == band  # bit for bit
+
+
+def test_crop_hcs_equal_their_definition_on_whole_crops():
+    # reference: mean of the twins (also of a lone crop), binarised, sub-pixel edge, scaled, fitted
+    rng = np.random.default_rng(3)
+    maps = [p for _, p in _probability_maps()]
+    boxes = [CropBox("tl", 0, 0, 300, 200), CropBox("tr", 100, 0, 400, 200), CropBox("tr_flip", 100, 0, 400, 200, True),
+             CropBox("bl", 0, 50, 300, 250), CropBox("br", 100, 50, 400, 250)]
+    probs = [maps[i] for i in rng.choice(len(maps), len(boxes))]
+    want = []
+    for name in ("tl", "tr", "bl", "br"):
+        twins = [(b, p[:, ::-1] if b.flip else p) for b, p in zip(boxes, probs, strict=True)
+                 if b.name.removesuffix("_flip") == name]
+        prob = np.mean([p for _, p in twins], axis=0)
+        pts = iso_contour_xy(binarize(prob))
+        if len(pts) < 5:
+            continue
+        sx, sy = twins[0][0].width_px / prob.shape[1], twins[0][0].height_px / prob.shape[0]
+        want.append(fit_ellipse_points(np.stack([(pts[:, 0] + 0.5) * sx - 0.5, (pts[:, 1] + 0.5) * sy - 0.5],
+                                                axis=1)).perimeter_px)
+    assert crop_hcs_px(boxes, probs) == want

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fetalhc.ellipse import Ellipse, fit_ellipse_points
-from fetalhc.fuse import binarize
+from fetalhc.fuse import binarize, nonzero_window
 from fetalhc.outline import ellipse_distance_px, probability_outline_xy, robust_fit_ellipse
 
 TRUE = Ellipse(400.3, 270.6, 210.4, 160.2, 30.0)
@@ -52,3 +52,33 @@ def test_trimmed_fit_ignores_a_stretch_of_outliers_the_plain_fit_follows():
     assert 0.05 < dropped < 0.2
     clean, none = robust_fit_ellipse(pts)
     assert none < 0.02 and abs(clean.perimeter_px - TRUE.perimeter_px) < 0.2
+
+
+def _outline_grown_on_the_whole_mask(prob: np.ndarray, mask: np.ndarray, level: float = 0.5, pad_px: int = 4):
+    """Reference: probability_outline_xy as written before (the mask grown on the whole image)."""
+    from skimage import measure
+
+    window = nonzero_window(mask, pad_px)
+    if window is None:
+        return np.zeros((0, 2))
+    x0, y0, x1, y1 = window
+    grown = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    lines = measure.find_contours(np.pad(np.where(grown[y0:y1, x0:x1] > 0, prob[y0:y1, x0:x1], 0.0), 1), level)
+    best = max(lines, key=len) if lines else np.zeros((0, 2))
+    return np.stack([best[:, 1] - 1 + x0, best[:, 0] - 1 + y0], axis=1)
+
+
+BORDER_HEADS = [TRUE, Ellipse(30.0, 270.0, 150.0, 100.0, 10.0), Ellipse(780.0, 530.0, 120.0, 90.0, 45.0),
+                Ellipse(400.0, 5.0, 200.0, 60.0, 0.0)]
+
+
+@pytest.mark.parametrize("ell", BORDER_HEADS, ids=["inside", "left", "corner", "top"])
+def test_outline_on_the_window_equals_the_whole_mask_definition(ell):
+    # heads inside and cut by the image border; a second blob next to the head, an empty mask
+    p = _soft_map(ell)
+    cv2.circle(p, (int(ell.center_x_px) + 60, int(ell.center_y_px) + 40), 6, 0.0, -1)  # a hole
+    m = binarize(p)
+    np.testing.assert_array_equal(probability_outline_xy(p, m), _outline_grown_on_the_whole_mask(p, m))
+    m[: max(0, int(ell.center_y_px)), :] = 0  # a cut mask: the grown mask, not the map, bounds the line
+    np.testing.assert_array_equal(probability_outline_xy(p, m), _outline_grown_on_the_whole_mask(p, m))
+    assert probability_outline_xy(p, np.zeros(p.shape, np.uint8)).shape == (0, 2)

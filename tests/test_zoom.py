@@ -1,11 +1,22 @@
 """The zoom box and its mapping back to the image."""
 
+import cv2
 import numpy as np
 import pytest
 
 from fetalhc.ellipse import Ellipse
 from fetalhc.phantom import make_phantom
-from fetalhc.zoom import ZoomBox, extract_zoom, fuse_zoom, mask_bbox, paste_zoom, zoom_box, zoom_scale
+from fetalhc.zoom import (
+    ZoomBox,
+    extract_zoom,
+    fuse_zoom,
+    mask_bbox,
+    paste_zoom,
+    zoom_box,
+    zoom_pass,
+    zoom_scale,
+    zoom_window,
+)
 
 NET = (256, 384)
 
@@ -42,7 +53,6 @@ def test_round_trip_maps_the_zoomed_phantom_back_onto_itself():
         if min_scale == 1.0 and box.width_px == NET[1]:
             assert np.abs(back[inner] - ref[inner]).max() < 1e-3
         else:
-            import cv2
             blurred = cv2.GaussianBlur(ref, (0, 0), 1.5)
             assert np.abs(back[inner] - blurred[inner]).mean() < 12
         m = ell.rasterize(img.shape).astype(np.float32)
@@ -69,3 +79,56 @@ def test_fuse_zoom_replaces_or_averages_inside_the_box_only():
     assert fuse_zoom(base, zp, cov, 1.0)[8, 8] == pytest.approx(0.2)
     with pytest.raises(ValueError):
         zoom_box((5, 5, 5, 9), (540, 800), NET)
+
+
+def _paste_zoom_whole(prob: np.ndarray, box: ZoomBox, image_hw: tuple[int, int], flip: bool) -> tuple:
+    """Reference: paste_zoom as written before the window (resize, then place in whole maps)."""
+    h, w = image_hw
+    p = np.ascontiguousarray(prob[:, ::-1] if flip else prob).astype(np.float32)
+    big = cv2.resize(p, (box.width_px, box.height_px), interpolation=cv2.INTER_LINEAR)
+    out, covered = np.zeros((h, w), np.float32), np.zeros((h, w), bool)
+    ix0, iy0, ix1, iy1 = max(0, box.x0), max(0, box.y0), min(w, box.x1), min(h, box.y1)
+    if ix1 > ix0 and iy1 > iy0:
+        out[iy0:iy1, ix0:ix1] = big[iy0 - box.y0:iy1 - box.y0, ix0 - box.x0:ix1 - box.x0]
+        covered[iy0:iy1, ix0:ix1] = True
+    return out, covered
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("weight", [0.5, 1.0, 0.3])
+def test_zoom_pass_blends_on_the_window_exactly_as_on_whole_maps(flip, weight):
+    """zoom_pass blends only the box's window; the reference pastes whole maps and blends by mask.
+    Heads in the middle, cut by borders and in a corner (the box then overhangs or is shifted)."""
+    rng = np.random.default_rng(int(flip) + int(10 * weight))
+    img, _ = make_phantom(540, 800, seed=1)
+
+    def predict(crops: np.ndarray) -> np.ndarray:
+        return rng.random(crops.shape).astype(np.float32)  # any map: the blend must not care
+
+    for ell in [Ellipse(420.0, 260.0, 150.0, 110.0, 25.0), Ellipse(30.0, 500.0, 90.0, 60.0, 0.0),
+                Ellipse(790.0, 10.0, 40.0, 30.0, 0.0), Ellipse(400.0, 270.0, 390.0, 260.0, 0.0)]:
+        head = ell.rasterize(img.shape)
+        fused = rng.random(img.shape).astype(np.float32)
+        state = rng.bit_generator.state
+        got, box = zoom_pass(img, fused, head, predict, NET, zoom_weight=weight, flip=flip)
+        rng.bit_generator.state = state  # the reference sees the same network output
+        assert box is not None
+        flips = (False, True) if flip else (False,)
+        probs = predict(np.stack([extract_zoom(img, box, NET, flip=f) for f in flips]))
+        pasted = [_paste_zoom_whole(p, box, img.shape, f) for p, f in zip(probs, flips, strict=True)]
+        want = fuse_zoom(fused, np.mean([m for m, _ in pasted], axis=0), pasted[0][1], weight)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    empty = np.zeros(img.shape, np.uint8)
+    assert zoom_pass(img, fused, empty, predict, NET)[1] is None
+
+
+def test_zoom_window_is_the_covered_part_of_paste_zoom():
+    prob = np.random.default_rng(0).random(NET).astype(np.float32)
+    for box in [ZoomBox(-96, -64, 288, 192), ZoomBox(500, 300, 884, 556), ZoomBox(100, 100, 484, 356),
+                ZoomBox(900, 0, 1284, 256)]:
+        back, cov = _paste_zoom_whole(prob, box, (540, 800), True)
+        np.testing.assert_array_equal(paste_zoom(prob, box, (540, 800), flip=True)[0], back)
+        window, part = zoom_window(prob, box, (540, 800), flip=True)
+        np.testing.assert_array_equal(back[window], part)
+        assert int(cov.sum()) == part.size and cov[window].all()

@@ -18,7 +18,7 @@ from fetalhc.boundary import iso_contour_xy, pixel_count_length_px, polyline_len
 from fetalhc.conformal import IntervalCalibration, interval_px
 from fetalhc.crops import CropBox
 from fetalhc.ellipse import Ellipse, fit_ellipse_points
-from fetalhc.fuse import binarize
+from fetalhc.fuse import binarize, binarize_window
 from fetalhc.outline import ellipse_from_probability
 from fetalhc.segmentation import Segmentation
 
@@ -242,7 +242,8 @@ def crop_hcs_px(boxes: tuple[CropBox, ...] | list[CropBox],
     out = []
     for items in by_name.values():
         box = items[0][0]
-        prob = np.mean([p for _, p in items], axis=0)
+        # the mean of one map is the map itself, value for value
+        prob = items[0][1] if len(items) == 1 else np.mean([p for _, p in items], axis=0)
         m = binarize(prob)
         if not m.any():
             continue
@@ -257,19 +258,29 @@ def crop_hcs_px(boxes: tuple[CropBox, ...] | list[CropBox],
     return out
 
 
+def outline_pixels_xy(prob: NDArray[np.floating], threshold: float) -> NDArray[np.float64]:
+    """The head outline where ``prob`` crosses ``threshold``: the longest external contour
+    (OpenCV, the chain of edge pixel centres) of :func:`~fetalhc.fuse.binarize`'s mask, as (N, 2)
+    (x, y) pixels of ``prob``; empty (0, 2) if nothing lies above ``threshold``. Traced on the
+    mask's window only and shifted back by whole pixels, so the points are those of the whole map."""
+    found = binarize_window(prob, threshold)
+    if found is None:
+        return np.zeros((0, 2))
+    (x0, y0), m = found
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=(x0, y0))
+    if not contours:
+        return np.zeros((0, 2))
+    return np.asarray(max(contours, key=len)[:, 0, :], np.float64)
+
+
 def ellipse_hc_px(prob: NDArray[np.floating], threshold: float) -> float | None:
     """Ellipse HC (pixels) of the head outline where ``prob`` crosses ``threshold``; None if
     nothing lies above it or no ellipse fits.
 
-    The outline is the chain of edge pixel centres (OpenCV), about half a pixel inside the
-    edge: fast, and the offset cancels in :func:`hc_band_px`'s difference."""
-    m = binarize(prob, threshold)
-    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    if not contours:
-        return None
-    pts = max(contours, key=len)[:, 0, :].astype(np.float64)
+    The outline (:func:`outline_pixels_xy`) is the chain of edge pixel centres, about half a
+    pixel inside the edge: fast, and the offset cancels in :func:`hc_band_px`'s difference."""
     try:
-        return fit_ellipse_points(pts).perimeter_px
+        return fit_ellipse_points(outline_pixels_xy(prob, threshold)).perimeter_px
     except ValueError:
         return None
 

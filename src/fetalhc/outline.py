@@ -30,8 +30,9 @@ def probability_outline_xy(prob: NDArray[np.floating], mask: NDArray[np.generic]
     y0, y1 = max(0, int(rows[0]) - pad_px), min(h, int(rows[-1]) + 1 + pad_px)
     x0, x1 = max(0, int(cols[0]) - pad_px), min(w, int(cols[-1]) + 1 + pad_px)
     # outside the head's component the probability is forced low, so that other blobs above
-    # `level` do not join the line; a one-pixel frame of zeros closes lines at the image edge
-    sub = np.where(_grow(m, 2)[y0:y1, x0:x1], np.asarray(prob, np.float32)[y0:y1, x0:x1], 0.0)
+    # `level` do not join the line; a one-pixel frame of zeros closes lines at the image edge.
+    # (The whole mask lies in the window, so growing the window's mask is growing the mask.)
+    sub = np.where(_grow(m[y0:y1, x0:x1], 2), np.asarray(prob, np.float32)[y0:y1, x0:x1], 0.0)
     sub = np.pad(sub, 1)
     lines = measure.find_contours(sub, level)
     if not lines:

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from fetalhc.fuse import nonzero_window
+
 
 @dataclass(frozen=True)
 class ZoomBox:
@@ -36,12 +38,8 @@ class ZoomBox:
 
 
 def mask_bbox(mask: NDArray[np.generic]) -> tuple[int, int, int, int] | None:
-    """Bounding box (x0, y0, x1, y1), end-exclusive pixels, of the non-zero pixels; None if empty."""
-    m = np.asarray(mask) > 0
-    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-    if rows.size == 0:
-        return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    """Bounding box (x0, y0, x1, y1), end-exclusive pixels, of the pixels above 0; None if empty."""
+    return nonzero_window(np.asarray(mask) > 0)
 
 
 def zoom_box(bbox: tuple[int, int, int, int], image_hw: tuple[int, int], net_hw: tuple[int, int],
@@ -102,16 +100,26 @@ def paste_zoom(prob: NDArray[np.floating], box: ZoomBox, image_hw: tuple[int, in
     and place it in an (H, W) map. Returns the map (0 outside the box) and the mask of the
     pixels the box covers inside the image."""
     h, w = image_hw
+    out = np.zeros((h, w), np.float32)
+    covered = np.zeros((h, w), bool)
+    window, part = zoom_window(prob, box, image_hw, flip)
+    out[window] = part
+    covered[window] = True
+    return out, covered
+
+
+def zoom_window(prob: NDArray[np.floating], box: ZoomBox, image_hw: tuple[int, int],
+                flip: bool = False) -> tuple[tuple[slice, slice], NDArray[np.float32]]:
+    """:func:`paste_zoom` without the (H, W) maps: the (rows, columns) slices of the image the box
+    covers (empty when it lies outside) and the un-flipped, resized network output there."""
+    h, w = image_hw
     p = np.asarray(prob, np.float32)
     p = np.ascontiguousarray(p[:, ::-1] if flip else p)
     big = cv2.resize(p, (box.width_px, box.height_px), interpolation=cv2.INTER_LINEAR)
-    out = np.zeros((h, w), np.float32)
-    covered = np.zeros((h, w), bool)
     ix0, iy0, ix1, iy1 = max(0, box.x0), max(0, box.y0), min(w, box.x1), min(h, box.y1)
-    if ix1 > ix0 and iy1 > iy0:
-        out[iy0:iy1, ix0:ix1] = big[iy0 - box.y0:iy1 - box.y0, ix0 - box.x0:ix1 - box.x0]
-        covered[iy0:iy1, ix0:ix1] = True
-    return out, covered
+    if ix1 <= ix0 or iy1 <= iy0:
+        return (slice(0, 0), slice(0, 0)), big[:0, :0]
+    return (slice(iy0, iy1), slice(ix0, ix1)), big[iy0 - box.y0:iy1 - box.y0, ix0 - box.x0:ix1 - box.x0]
 
 
 def fuse_zoom(base: NDArray[np.floating], zoom_prob: NDArray[np.floating], covered: NDArray[np.bool_],
@@ -119,11 +127,16 @@ def fuse_zoom(base: NDArray[np.floating], zoom_prob: NDArray[np.floating], cover
     """Blend the pasted zoom probability into the corner-fused map ``base`` inside the zoom box:
     ``(1 - zoom_weight) * base + zoom_weight * zoom`` there (1.0 = replace, 0.5 = average), ``base``
     elsewhere."""
+    out = np.asarray(base, np.float32).copy()
+    out[covered] = _blend(out[covered], np.asarray(zoom_prob, np.float32)[covered], zoom_weight)
+    return out
+
+
+def _blend(base: NDArray[np.float32], zoom: NDArray[np.float32], zoom_weight: float) -> NDArray[np.float32]:
+    """``(1 - zoom_weight) * base + zoom_weight * zoom``, element by element (float32)."""
     if not 0.0 <= zoom_weight <= 1.0:
         raise ValueError(f"zoom_weight must lie in [0, 1], got {zoom_weight}")
-    out = np.asarray(base, np.float32).copy()
-    out[covered] = (1.0 - zoom_weight) * out[covered] + zoom_weight * np.asarray(zoom_prob, np.float32)[covered]
-    return out
+    return np.asarray((1.0 - zoom_weight) * base + zoom_weight * zoom, np.float32)
 
 
 def zoom_scale(box: ZoomBox, net_hw: tuple[int, int]) -> float:
@@ -145,6 +158,10 @@ def zoom_pass(pixels: NDArray[np.uint8], fused: NDArray[np.float32], head_mask: 
     box = zoom_box(bbox, shape, net_hw, margin, min_scale)
     flips = (False, True) if flip else (False,)
     probs = predict(np.stack([extract_zoom(pixels, box, net_hw, flip=f) for f in flips]))
-    pasted = [paste_zoom(p, box, shape, flip=f) for p, f in zip(probs, flips, strict=True)]
-    zp = np.mean([m for m, _ in pasted], axis=0)
-    return fuse_zoom(fused, zp, pasted[0][1], zoom_weight), box
+    # blend on the box's window only: the same values as fuse_zoom(paste_zoom(...)) on whole maps
+    parts = [zoom_window(p, box, shape, flip=f) for p, f in zip(probs, flips, strict=True)]
+    out = np.asarray(fused, np.float32).copy()
+    window = parts[0][0]
+    zp = parts[0][1] if len(parts) == 1 else np.mean([part for _, part in parts], axis=0)
+    out[window] = _blend(out[window], zp, zoom_weight)
+    return out, box

@@ -129,16 +129,19 @@ def find_text_boxes(pixels: NDArray[np.uint8], params: TextParams = DEFAULT_TEXT
     grad = _gradient(pixels)
     protect = central_box((h, w), p.central_fraction)
     flat = cv2.integral((grad <= 2).astype(np.uint8))  # summed-area table of locally flat pixels
+    # a box's background verdict depends on the pixels alone, and the same boxes come back from
+    # every labelling below (most components are not touched by the long lines): judge each once
+    background: dict[Box, bool] = {}
     out: list[Box] = []
     for threshold in p.edge_thresholds:
         strokes, labels, stats = _components(grad, threshold, p)
-        out.extend(_text_boxes(pixels, strokes, stats, protect, p, flat))
+        out.extend(_text_boxes(pixels, strokes, stats, protect, p, flat, background))
         large = _large_labels(stats, p, w)
         if large.any():
             lines = _long_lines(strokes) & large[labels]
             if lines.any():
                 strokes2, _, stats2 = _components(grad, threshold, p, exclude=lines)
-                out.extend(_text_boxes(pixels, strokes2, stats2, protect, p, flat))
+                out.extend(_text_boxes(pixels, strokes2, stats2, protect, p, flat, background))
     return merge_boxes(out)
 
 
@@ -162,8 +165,10 @@ def merge_boxes(boxes: list[Box]) -> list[Box]:
 
 
 def _text_boxes(pixels: NDArray[np.uint8], strokes: NDArray[np.uint8], stats: NDArray[np.int32], protect: Box,
-                p: TextParams, flat: NDArray[np.int32]) -> list[Box]:
-    """The text-like components among ``stats`` (see :func:`find_text_boxes`)."""
+                p: TextParams, flat: NDArray[np.int32], background: dict[Box, bool] | None = None) -> list[Box]:
+    """The text-like components among ``stats`` (see :func:`find_text_boxes`). ``background``
+    remembers each box's background verdict (:func:`_on_text_background`) for later calls on the
+    same ``pixels``."""
     w = pixels.shape[1]
     out: list[Box] = []
     sw, sh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
@@ -178,11 +183,23 @@ def _text_boxes(pixels: NDArray[np.uint8], strokes: NDArray[np.uint8], stats: ND
             continue
         if float(strokes[y:y + bh, x:x + bw].mean()) < 0.08:  # a thin outline, not strokes
             continue
-        if not flat_background(pixels, box, p.background_mad, p.min_contrast, p.min_exact_background) \
-                and not _text_on_screen(pixels, box, p.min_contrast, flat):
+        ok = None if background is None else background.get(box)
+        if ok is None:
+            ok = _on_text_background(pixels, box, p, flat)
+            if background is not None:
+                background[box] = ok
+        if not ok:
             continue
         out.append(box)
     return out
+
+
+def _on_text_background(pixels: NDArray[np.uint8], box: Box, p: TextParams, flat: NDArray[np.int32]) -> bool:
+    """True if ``box`` sits on a background as text does: flat all round (:func:`flat_background`)
+    or, for a dense block, on a screen's background (:func:`_text_on_screen`). A function of the
+    pixels, the box (pixels) and ``flat`` only."""
+    return flat_background(pixels, box, p.background_mad, p.min_contrast, p.min_exact_background) \
+        or _text_on_screen(pixels, box, p.min_contrast, flat)
 
 
 def _side_boxes(box: Box, shape_hw: tuple[int, int], corner_px: int = 0) -> list[Box]:
