@@ -40,7 +40,7 @@ except ImportError:
     from fetalhc.image import load_image  # 0.1
 from fetalhc.pipeline import Pipeline
 prec = os.environ.get("BENCH_PRECISION")
-pipe = Pipeline(precision=prec) if prec else Pipeline()
+pipe = Pipeline(prec) if prec and prec.endswith(".onnx") else Pipeline(precision=prec) if prec else Pipeline()
 seg = pipe.segmenter
 net = [0.0]
 predict = seg.predict
@@ -125,7 +125,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--old", default="0aede5f")
-    ap.add_argument("--precisions", default="fp32,int8", help="today's models to time against the old one")
+    ap.add_argument("--precisions", default="fp32,int8",
+                    help="today's models to time against the old one: fp32, int8 or a path to an .onnx model")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))

@@ -115,3 +115,33 @@ def test_export_cli_refuses_the_shipped_model_path(tmp_path):
     r = CliRunner().invoke(app, ["export", str(tmp_path / "missing.pt"), "--out", str(shipped)])
     assert r.exit_code == 2 and "already exists" in " ".join(r.output.split())
     assert sha256_of(shipped) == before
+
+
+def test_export_cli_passes_the_recipe_and_refuses_a_bad_one(tmp_path):
+    fp32 = _tiny_model(tmp_path / "m.onnx")
+    data, split = _fake_hc18(tmp_path / "hc18")
+    base = ["export", str(fp32), "--data-dir", str(data), "--split", str(split)]
+    r = CliRunner().invoke(app, [*base, "--int8", str(tmp_path / "bad.onnx"), "--int8-method", "kl"])
+    assert r.exit_code == 2 and "calibration method" in " ".join(r.output.split())
+    assert not (tmp_path / "bad.onnx").exists()
+    out = tmp_path / "q.onnx"
+    r = CliRunner().invoke(app, [*base, "--int8", str(out), "--int8-method", "percentile", "--int8-images", "2",
+                                 "--no-int8-keep-first", "--int8-keep-last", "1"])
+    assert r.exit_code == 0, r.output
+    q = json.loads(out.with_suffix(".json").read_text())["quantization"]
+    assert (q["method"], q["n_images"], q["excluded_nodes"]) == ("percentile", 2, ["conv2"])
+
+
+def test_export_cli_defaults_are_the_shipped_recipe(tmp_path):
+    from fetalhc.quantize import SHIPPED_RECIPE
+
+    fp32 = _tiny_model(tmp_path / "m.onnx")
+    data, split = _fake_hc18(tmp_path / "hc18", n=2)
+    out = tmp_path / "q.onnx"
+    r = CliRunner().invoke(app, ["export", str(fp32), "--data-dir", str(data), "--split", str(split),
+                                 "--int8", str(out)])
+    assert r.exit_code == 0, r.output
+    q = json.loads(out.with_suffix(".json").read_text())["quantization"]
+    assert (q["method"], q["n_images"], q["exclude_first_conv"], q["exclude_last_convs"]) == (
+        SHIPPED_RECIPE.method, SHIPPED_RECIPE.n_images, SHIPPED_RECIPE.exclude_first_conv,
+        SHIPPED_RECIPE.exclude_last_convs)

@@ -58,6 +58,18 @@ def test_both_shipped_models_load_with_their_checksums():
     assert default_model_path("int8").stat().st_size < 0.4 * default_model_path("fp32").stat().st_size
 
 
+def test_shipped_int8_model_was_made_by_the_shipped_recipe():
+    import json
+    from dataclasses import asdict
+
+    from fetalhc.quantize import SHIPPED_RECIPE
+
+    meta = json.loads(default_model_path("int8").with_suffix(".json").read_text())
+    made = {k: meta["quantization"][k] for k in asdict(SHIPPED_RECIPE)}
+    assert made == {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(SHIPPED_RECIPE).items()}
+    assert meta["quantized_from_sha256"] == Segmenter(precision="fp32").info.sha256
+
+
 def _crops(n: int, hw: tuple[int, int]) -> np.ndarray:
     return np.stack([make_phantom(*hw, Ellipse(hw[1] / 2 + 5 * i, hw[0] / 2, hw[1] / 3, hw[0] / 3, 10 * i),
                                   seed=i)[0] for i in range(n)])

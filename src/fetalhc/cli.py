@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fetalhc.hc18 import DEFAULT_SPLIT
+from fetalhc.quantize import SHIPPED_RECIPE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="fetalhc: fetal head circumference from 2-D ultrasound images.")
@@ -261,14 +262,23 @@ def export(
     split: Annotated[Path, typer.Option(help="Split JSON (calibration uses its training images).")] = DEFAULT_SPLIT,
     data_dir: Annotated[Path | None, typer.Option(help="HC18 folder.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing model files (the shipped model included).")] = False,
+    int8_method: Annotated[str, typer.Option(
+        help="int8 activation calibration: minmax, entropy or percentile (docs/speed.md).")
+    ] = SHIPPED_RECIPE.method,
+    int8_images: Annotated[int, typer.Option(help="Training images whose four corners calibrate int8.")
+                           ] = SHIPPED_RECIPE.n_images,
+    int8_keep_first: Annotated[bool, typer.Option(help="Keep the first convolution in fp32.")
+                               ] = SHIPPED_RECIPE.exclude_first_conv,
+    int8_keep_last: Annotated[int, typer.Option(help="Keep this many last convolutions in fp32.")
+                              ] = SHIPPED_RECIPE.exclude_last_convs,
 ) -> None:
     """Export a checkpoint to ONNX with a metadata JSON (SHA-256, input size, recipe)."""
     from_onnx = checkpoint.suffix.lower() == ".onnx"
     try:
-        if from_onnx:
-            from fetalhc.quantize import quantize_model as _q
-        else:
-            from fetalhc.train.export import export_onnx, quantize_int8
+        from fetalhc.quantize import QuantRecipe, quantize_model
+
+        if not from_onnx:
+            from fetalhc.train.export import export_onnx
     except ImportError as e:
         raise _error(f"export needs the train extra (pip install -e '.[train]'): {e}") from None
     from fetalhc.segment import check_overwrite
@@ -281,6 +291,11 @@ def export(
         raise _error(str(e)) from None
     if from_onnx and int8 is None:
         raise _error("an .onnx input is only quantised: pass --int8 OUT.onnx")
+    try:
+        recipe = QuantRecipe(n_images=int8_images, method=int8_method, exclude_first_conv=int8_keep_first,
+                             exclude_last_convs=int8_keep_last)
+    except ValueError as e:
+        raise _error(str(e)) from None
     path = checkpoint if from_onnx else export_onnx(checkpoint, out, force=force)
     if not from_onnx:
         err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
@@ -290,12 +305,7 @@ def export(
         d = data_dir or default_data_dir()
         if d is None:
             raise _error("int8 calibration needs HC18; pass --data-dir or set FETALHC_DATA")
-        if from_onnx:
-            from fetalhc.quantize import SHIPPED_RECIPE
-
-            q = _q(path, int8, d, SHIPPED_RECIPE, split)
-        else:
-            q = quantize_int8(path, int8, d, split, force=force)
+        q = quantize_model(path, int8, d, recipe, split)
         err.print(f"wrote {q} ({q.stat().st_size / 2**20:.1f} MiB)")
 
 

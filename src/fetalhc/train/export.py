@@ -56,16 +56,3 @@ def export_onnx(checkpoint: Path, out: Path, opset: int = 17, force: bool = Fals
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
-
-def quantize_int8(fp32_path: Path, out: Path, data_dir: Path, split_file: Path, n_calibration: int | None = None,
-                  seed: int = 0, force: bool = False) -> Path:
-    """Static int8 copy of an exported fp32 model (the shipped recipe of
-    :data:`fetalhc.quantize.SHIPPED_RECIPE`; ``n_calibration`` images override its count).
-    An existing ``out`` is replaced only with ``force``."""
-    from dataclasses import replace
-
-    from fetalhc.quantize import SHIPPED_RECIPE, quantize_model
-
-    check_overwrite(out, force)
-    recipe = SHIPPED_RECIPE if n_calibration is None else replace(SHIPPED_RECIPE, n_images=n_calibration, seed=seed)
-    return quantize_model(fp32_path, out, data_dir, recipe, split_file)
