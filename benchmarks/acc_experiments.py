@@ -15,24 +15,27 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from fetalhc import quality
 from fetalhc.boundary import iso_contour_xy
-from fetalhc.crops import crop_boxes, extract_crop
+from fetalhc.clinical import readout
+from fetalhc.crops import CropBox, crop_boxes, extract_crop
 from fetalhc.ellipse import Ellipse, fit_ellipse_points
+from fetalhc.flags import flag_code
 from fetalhc.fuse import binarize, fuse_probabilities
 from fetalhc.hc18 import DEFAULT_SPLIT, default_data_dir, load_split, read_cases, reference_mask
-from fetalhc.image import load_image
+from fetalhc.measurement import Measurement, ellipse_outside_px, mask_ellipse_iou, measure
 from fetalhc.metrics import dice_jaccard, hausdorff_mm
 from fetalhc.outline import probability_outline_xy, robust_fit_ellipse
-from fetalhc.pipeline import Pipeline, hc_band_px
-from fetalhc.results import MeasureResult
+from fetalhc.pipeline import Pipeline
+from fetalhc.quality import assess
+from fetalhc.reader import load_image
+from fetalhc.segmentation import Segmentation
 from fetalhc.zoom import ZoomBox, extract_zoom, fuse_zoom, mask_bbox, paste_zoom, zoom_box
 
 ZOOMS = {"z1": dict(margin=0.12, min_scale=1.0), "zfill": dict(margin=0.12, min_scale=0.01)}
@@ -122,20 +125,28 @@ VARIANTS = [
 ]
 
 
-def _fused(arr: Any, v: Variant, shape: tuple[int, int], nhw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-    """The variant's fused probability and (if any) its zoom-only probability map (NaN outside)."""
+def _fused(arr: Any, v: Variant, shape: tuple[int, int]) -> tuple[Segmentation, np.ndarray | None]:
+    """The variant's segmentation (fused probability, its mask, and the crops that went into it, as
+    :func:`fetalhc.segmentation.segment` returns them: the zoom pass is in the probability, not in
+    the crops) and (if any) its zoom-only probability map (NaN outside the zoom box)."""
     h, w = shape
     names = {"c": ["top_left", "top_right", "bottom_right", "bottom_left"], "f": ["full"]}[v.base[0]]
     boxes = crop_boxes(w, h, "corners+full", 0.9, True)
-    use = [b for b in boxes if b.name.removesuffix("_flip") in names and (len(v.base) == 2 or not b.flip)]
-    base = fuse_probabilities([arr["crop_" + b.name].astype(np.float32) for b in use], use, shape)
+    use: list[CropBox] = [b for b in boxes
+                          if b.name.removesuffix("_flip") in names and (len(v.base) == 2 or not b.flip)]
+    crop_probs = tuple(arr["crop_" + b.name].astype(np.float32) for b in use)
+    base = fuse_probabilities(list(crop_probs), use, shape)
+
+    def seg(prob: np.ndarray) -> Segmentation:
+        return Segmentation(prob, binarize(prob), tuple(use), crop_probs)
+
     if v.zoom is None:
-        return base, None
+        return seg(base), None
     acc, cnt = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     for zname in v.zoom.split("+"):  # several zoom boxes: average where they overlap
         key = f"{zname}_{v.base[0]}"
         if key + "_box" not in arr:
-            return base, None
+            return seg(base), None
         zb = ZoomBox(*[int(x) for x in arr[key + "_box"]])
         for flip in (False, True) if v.zoom_flip else (False,):
             zq, cq = paste_zoom(arr[key + ("_flip" if flip else "")].astype(np.float32), zb, shape, flip=flip)
@@ -144,7 +155,7 @@ def _fused(arr: Any, v: Variant, shape: tuple[int, int], nhw: tuple[int, int]) -
     cov = cnt > 0
     zp = np.divide(acc, cnt, out=np.zeros_like(acc), where=cov)
     only = np.where(cov, zp, np.nan).astype(np.float32)
-    return fuse_zoom(base, zp, cov, v.zoom_weight), only
+    return seg(fuse_zoom(base, zp, cov, v.zoom_weight)), only
 
 
 def fit_hc(prob: np.ndarray, mask: np.ndarray, outline: str, fit: str) -> tuple[Ellipse | None, float]:
@@ -157,11 +168,34 @@ def fit_hc(prob: np.ndarray, mask: np.ndarray, outline: str, fit: str) -> tuple[
         return None, 0.0
 
 
+def measure_variant(sg: Segmentation, v: Variant, pixel_size_mm: float) -> tuple[Measurement, float]:
+    """The pipeline's own measure step (``Pipeline.analyse``'s settings, no interval) on the
+    variant's segmentation, and the fraction of outline points the robust fit trimmed (0 for a
+    plain fit)."""
+    m = measure(sg, pixel_size_mm, "user", outline="probability" if v.outline == "prob" else "mask",
+                robust_fit=v.fit == "robust", interval=None)
+    if v.fit != "robust" or m.ellipse is None:
+        return m, 0.0
+    if v.outline == "mask":
+        # measure() fits the mask's edge plainly only: the robust fit to it is this benchmark's own
+        ell, trimmed = fit_hc(sg.probability, m.head_mask, "mask", "robust")
+        if ell is None:
+            return m, 0.0
+        return replace(m, ellipse=ell, hc_px=ell.perimeter_px,
+                       ellipse_outside_px=ellipse_outside_px(ell, m.image_shape_hw),
+                       fit_iou=mask_ellipse_iou(m.head_mask, ell) if ell.semi_axis_b_px > 0 else None), trimmed
+    # the trimmed fraction of the same fit measure() made (measure keeps only the ellipse)
+    try:
+        ell, trimmed = robust_fit_ellipse(probability_outline_xy(sg.probability, m.head_mask))
+    except ValueError:  # measure() fell back to the mask's edge
+        return m, 0.0
+    return m, trimmed if ell == m.ellipse else 0.0
+
+
 def score(cache_dir: Path, out: Path, names: list[str] | None) -> None:
     data = default_data_dir()
     assert data is not None
     cases = {c.filename: c for c in read_cases(data)}
-    nhw = (256, 384)
     variants = [v for v in VARIANTS if names is None or v.name in names]
     rows: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
     files = sorted(p.name.replace(".npz", ".png") for p in cache_dir.glob("*.npz"))
@@ -173,37 +207,29 @@ def score(cache_dir: Path, out: Path, names: list[str] | None) -> None:
         ref, ref_ell = reference_mask(ann)
         s = case.pixel_size_mm
         # signals shared by all variants: corner-only and zoom-only HCs
-        c_prob, _ = _fused(arr, Variant("c", "c"), shape, nhw)
+        c_prob = _fused(arr, Variant("c", "c"), shape)[0].probability
         c_ell, _ = fit_hc(c_prob, binarize(c_prob), "prob", "plain")
         for v in variants:
-            prob, zonly = _fused(arr, v, shape, nhw)
-            mask = binarize(prob)
-            ell, trimmed = fit_hc(prob, mask, v.outline, v.fit)
+            sg, zonly = _fused(arr, v, shape)
+            m, trimmed = measure_variant(sg, v, s)
+            verdict = assess(m, readout(m.hc_mm, m.bpd_mm, m.ofd_mm, None))
+            mask = m.head_mask
             row: dict[str, Any] = {"file": f, "patient": case.patient, "pixel_size_mm": s, "hc_ref_mm": case.hc_mm,
                                    "hc_ref_px": ref_ell.perimeter_px, "passes": v.passes}
             d, _ = dice_jaccard(mask, ref)
             row.update(dice_mask=d, hd_mask_mm=hausdorff_mm(mask, ref, s))
-            res = MeasureResult(file=f, pixel_size_mm=s)
+            ell = m.ellipse
             if ell is not None:
                 em = ell.rasterize(shape)
-                row.update(hc_px=ell.perimeter_px, hc_mm=ell.perimeter_px * s, dice_ell=dice_jaccard(em, ref)[0],
-                           hd_ell_mm=hausdorff_mm(em, ref, s), trimmed=trimmed)
-                res.hc_px, res.hc_mm = ell.perimeter_px, ell.perimeter_px * s
-                res.center_x_px, res.center_y_px = ell.center_x_px, ell.center_y_px
-                res.semi_axis_a_px, res.semi_axis_b_px = ell.semi_axis_a_px, ell.semi_axis_b_px
-                res.angle_deg = ell.angle_deg
-                band = hc_band_px(prob)
-                res.hc_band_px = band
-                res.hc_band_mm = band * s if band is not None else None
-                row["band_px"] = band
+                row.update(hc_px=m.hc_px, hc_mm=m.hc_mm, dice_ell=dice_jaccard(em, ref)[0],
+                           hd_ell_mm=hausdorff_mm(em, ref, s), trimmed=trimmed, band_px=m.hc_band_px)
                 row["corner_dev_px"] = abs(ell.perimeter_px - c_ell.perimeter_px) if c_ell is not None else None
                 if zonly is not None:
                     zfill = np.where(np.isnan(zonly), c_prob, zonly)
                     ze, _ = fit_hc(zfill, binarize(zfill), "prob", "plain")
                     if ze is not None and c_ell is not None:
                         row["zoom_corner_px"] = abs(ze.perimeter_px - c_ell.perimeter_px)
-            quality.assess(res, mask=mask, probability=prob, image_shape_hw=shape)
-            row.update(status=res.status, flags=";".join(quality.flag_code(x) for x in res.flags))
+            row.update(status=verdict.status, flags=";".join(flag_code(x) for x in verdict.flags))
             rows[v.name].append(row)
         print(f, flush=True)
     out.mkdir(parents=True, exist_ok=True)

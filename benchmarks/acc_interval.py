@@ -28,6 +28,14 @@ NOT_GROSS = {"hc_uncertain", conformal.FLAG_INTERVAL_WIDE} | set(INFO_FLAGS)
 REVIEW_SHARE = 0.12
 
 
+def split_flags(text: str) -> list[str]:
+    """Flags of a table cell: a JSON list (``fetalhc evaluate``) or ``;``-joined codes (``acc_experiments.py``)."""
+    text = text.strip()
+    if text.startswith("["):
+        return [str(f) for f in json.loads(text)]
+    return [f for f in text.split(";") if f.strip()]
+
+
 def read_rows(path: Path, half: str) -> list[dict[str, Any]]:
     files = set(json.loads(HALVES_FILE.read_text())[half])
     with path.open() as fh:
@@ -37,7 +45,7 @@ def read_rows(path: Path, half: str) -> list[dict[str, Any]]:
             r["hc_band_mm"] = float(r["band_px"]) * float(r["pixel_size_mm"])
         for k in ("pixel_size_mm", "hc_ref_mm", "hc_mm", "hc_band_mm", "hc_low_mm", "hc_high_mm"):
             r[k] = float(r[k]) if r.get(k) not in (None, "") else None
-        codes = {flag_code(f) for f in (r.get("flags") or "").split(";") if f.strip()}
+        codes = {flag_code(f) for f in split_flags(r.get("flags") or "")}
         r["gross"] = bool(codes - NOT_GROSS)
     return rows
 

@@ -16,8 +16,8 @@ import statistics
 import time
 from pathlib import Path
 
-from fetalhc.image import load_image
 from fetalhc.pipeline import Pipeline, PipelineConfig
+from fetalhc.reader import load_image
 from fetalhc.segmentation import ZoomSettings
 
 CONFIGS = {
