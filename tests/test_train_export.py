@@ -1,5 +1,6 @@
 """Training pieces (torch) and the ONNX export + checksum check (skipped without torch)."""
 
+import json
 import random
 from dataclasses import asdict
 
@@ -185,10 +186,11 @@ def test_fine_tuning_run_keeps_the_start_and_logs_it(tmp_path):
                 "config": asdict(base)}, ckpt)
     onnx_path = export_onnx(ckpt, tmp_path / "base.onnx")
     cfg = TrainConfig(data_dir=str(data), split_file=str(data / "split.json"), out_dir=str(tmp_path / "run"),
-                      pretrained=False, epochs=1, batch_size=2, input_hw=(64, 96), bf16=False, lr=0.0,
-                      init_from=str(onnx_path))
+                      epochs=1, batch_size=2, input_hw=(64, 96), bf16=False, lr=0.0, init_from=str(onnx_path))
     state = torch.load(train(cfg), map_location="cpu", weights_only=False)
     assert "initialised from" in (tmp_path / "run" / "train.log").read_text()
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["pretrained"] is False and recorded["freeze_bn"] is True  # what was used, not asked
     tuned = build_model(base.arch, pretrained=False)
     tuned.load_state_dict(state["model"])
     start = build_model(base.arch, pretrained=False)

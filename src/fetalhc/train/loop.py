@@ -214,6 +214,8 @@ def train(cfg: TrainConfig) -> Path:
     # record paths relative to the working directory (the repo root) so logs carry no local paths
     paths = ("data_dir", "split_file", "out_dir", "init_from")
     record = {k: display_path(v) if k in paths and v else v for k, v in asdict(cfg).items()}
+    # what was used, not what was asked: ImageNet weights are skipped when starting from a model
+    record.update(pretrained=bool(cfg.pretrained and not cfg.init_from), freeze_bn=freeze_bn)
     (out / "config.json").write_text(json.dumps(record, indent=2))
     augment = build_augment()
     rng = random.Random(cfg.seed + start_epoch)
