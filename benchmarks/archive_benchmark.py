@@ -201,7 +201,8 @@ def kill_and_resume(root: Path, sizes: Path, out: Path, n: int, workers: int) ->
     proc.wait()
     first_s = time.perf_counter() - t0
     time.sleep(1)
-    left = [p.pid for p in psutil.process_iter() if _pgid(p.pid) == pgid]
+    left = [p.pid for p in psutil.process_iter(["status"])  # zombies are dead, only not yet reaped
+            if _pgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE]
     print(f"killed after {first_s:.0f} s with {rows_at_kill} rows committed; processes left in the group: {left}",
           flush=True)
     t0 = time.perf_counter()
@@ -233,7 +234,7 @@ def verify(out: Path, kinds: dict[str, str]) -> dict[str, object]:
     errors = {r["file"]: r["error"] for r in rows if r["error"]}
     good = [k for k, v in kinds.items() if v == "good"]
     broken = [k for k, v in kinds.items() if v == "broken"]
-    res = {
+    res: dict[str, object] = {
         "rows": len(rows),
         "good_files": len(good), "good_measured_once": sum(count[k] == 1 and k not in errors for k in good),
         "broken_files": len(broken), "broken_recorded_once": sum(count[k] == 1 and k in errors for k in broken),
