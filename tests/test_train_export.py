@@ -198,3 +198,38 @@ def test_fine_tuning_run_keeps_the_start_and_logs_it(tmp_path):
     x = torch.rand(1, 1, 64, 96)
     with torch.no_grad():  # lr 0 and frozen BatchNorm: one epoch leaves the network as it started
         assert float((tuned.eval()(x) - start.eval()(x)).abs().max()) < 1e-4
+
+
+def _disc_target(size: int = 48, r: float = 14.0) -> torch.Tensor:
+    yy, xx = np.mgrid[:size, :size]
+    disc = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 <= r * r).astype(np.float32)
+    return torch.from_numpy(disc)[None, None]
+
+
+def test_outline_weights_mark_a_band_around_the_edge():
+    from fetalhc.train.loop import outline_weights
+
+    y = _disc_target()
+    w = outline_weights(y, radius=3, gain=4.0)
+    assert w.shape == y.shape
+    assert float(w[0, 0, 24, 24]) == 1.0  # head centre, far from the outline
+    assert float(w[0, 0, 0, 0]) == 1.0  # background corner
+    assert float(w[0, 0, 24, 24 + 14]) == 5.0  # on the outline
+    band = (w > 1).float().sum().item()
+    assert 2 * np.pi * 14 * 4 < band < 2 * np.pi * 14 * 8  # a ring about 2 * radius + 1 px wide, not the disc
+
+
+def test_outline_loss_punishes_errors_at_the_outline_more_than_ce():
+    from fetalhc.train.loop import train_loss
+
+    y = _disc_target()
+    logits = (y * 2 - 1) * 6.0  # confident and right everywhere
+    at_edge, far = logits.clone(), logits.clone()
+    at_edge[0, 0, 24, 36:39] *= -1  # three wrong pixels on the outline (edge at column 38)
+    far[0, 0, 2, 2:5] *= -1  # three wrong pixels in the far background
+    ce_edge, ce_far = train_loss(at_edge, y, "ce"), train_loss(far, y, "ce")
+    assert abs(float(ce_edge - ce_far)) < 1e-6  # the patent's loss: every pixel alike
+    out_edge, out_far = train_loss(at_edge, y, "ce+outline"), train_loss(far, y, "ce+outline")
+    assert float(out_edge) > 3 * float(out_far)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        train_loss(logits, y, "dice")

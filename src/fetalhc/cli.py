@@ -224,7 +224,8 @@ def train(
     batch_size: Annotated[int, typer.Option()] = 8,
     lr: Annotated[float, typer.Option()] = 1e-3,
     optimizer: Annotated[str, typer.Option(help="adamw or sgd (the patent's).")] = "adamw",
-    loss: Annotated[str, typer.Option(help="ce (the patent's) or ce+dice.")] = "ce",
+    loss: Annotated[str, typer.Option(
+        help="ce (the patent's), ce+dice, or ce+outline (cross-entropy weighted 5x near the outline).")] = "ce",
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (CUDA where torch sees a GPU).")] = "auto",
     p_zoom: Annotated[float, typer.Option(help="Share of zoom-pass samples (head box + margin).")] = 0.0,
