@@ -39,6 +39,7 @@ class Variant:
     inter: int = 1
     parallel: bool = False
     arena: bool = True
+    mem_pattern: bool = True
     batched: bool = False
     iobinding: bool = False
 
@@ -50,6 +51,7 @@ def make_call(v: Variant, model: Path) -> Callable[[NDArray[np.uint8]], NDArray[
     o.inter_op_num_threads = v.inter
     o.execution_mode = ort.ExecutionMode.ORT_PARALLEL if v.parallel else ort.ExecutionMode.ORT_SEQUENTIAL
     o.enable_cpu_mem_arena = v.arena
+    o.enable_mem_pattern = v.mem_pattern
     o.log_severity_level = 3
     s = ort.InferenceSession(str(model), o, providers=["CPUExecutionProvider"])
     name = s.get_inputs()[0].name
@@ -109,6 +111,8 @@ def variants(with_int8: bool) -> list[Variant]:
           replace(b, name="batched, 1 thread", intra=1),
           replace(b, name="batched, parallel mode, inter 2", parallel=True, inter=2),
           replace(b, name="batched, arena off", arena=False),
+          replace(b, name="batched, mem pattern off", mem_pattern=False),
+          replace(b, name="batched, 1 thread, mem pattern off", intra=1, mem_pattern=False),
           replace(b, name="batched, io binding", iobinding=True),
           replace(base, name="per-crop, arena off", arena=False)]
     if with_int8:

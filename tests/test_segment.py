@@ -91,6 +91,18 @@ def test_one_batched_call_equals_one_call_per_crop():
     assert np.abs(batched - np.stack(legacy)).max() < 1e-5
 
 
+def test_memory_settings_reach_onnx_runtime_and_leave_outputs_alone():
+    """OrtMemory only changes how ONNX Runtime holds memory (benchmarks/worker_memory.py)."""
+    default = Segmenter(precision="fp32", threads=1)
+    lean = Segmenter(precision="fp32", threads=1, memory=segment.OrtMemory(arena=False, mem_pattern=False))
+    on, off = default._session.get_session_options(), lean._session.get_session_options()
+    assert (on.enable_cpu_mem_arena, on.enable_mem_pattern) == (True, True)
+    assert (off.enable_cpu_mem_arena, off.enable_mem_pattern) == (False, False)
+    crops = _crops(4, default.input_hw)
+    for batch in (crops, crops[:1], crops):  # two shapes, as the corner and zoom calls alternate
+        assert np.abs(default.predict(batch) - lean.predict(batch)).max() < 1e-6
+
+
 INT8_HC_TOLERANCE = 0.02  # relative: 2 % of HC (about 3.5 mm on a 175 mm head)
 
 

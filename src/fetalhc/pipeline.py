@@ -18,7 +18,7 @@ from fetalhc.deid import deidentify_pixels
 from fetalhc.image import UltrasoundImage
 from fetalhc.measurement import Measurement, measure
 from fetalhc.quality import QualityThresholds, Verdict, assess
-from fetalhc.segment import Segmenter
+from fetalhc.segment import OrtMemory, Segmenter
 from fetalhc.segmentation import Segmentation, ZoomSettings, segment
 
 
@@ -112,10 +112,10 @@ class Pipeline:
     """
 
     def __init__(self, model_path: str | Path | None = None, config: PipelineConfig | None = None,
-                 threads: int = 2, precision: str | None = None) -> None:
+                 threads: int = 2, precision: str | None = None, memory: OrtMemory | None = None) -> None:
         self.config = config or PipelineConfig()
         # precision: "fp32" or "int8" shipped model when no model_path is given (segment.DEFAULT_PRECISION)
-        self.segmenter = Segmenter(model_path, threads=threads, precision=precision)
+        self.segmenter = Segmenter(model_path, threads=threads, precision=precision, memory=memory)
         #: the interval calibration beside the model (``<model>.interval.json``), or None
         self.interval = load_interval(self.segmenter.info.path)
 
