@@ -114,7 +114,10 @@ def variants(with_int8: bool) -> list[Variant]:
           replace(b, name="batched, mem pattern off", mem_pattern=False),
           replace(b, name="batched, 1 thread, mem pattern off", intra=1, mem_pattern=False),
           replace(b, name="batched, io binding", iobinding=True),
-          replace(base, name="per-crop, arena off", arena=False)]
+          replace(base, name="per-crop, arena off", arena=False),
+          replace(base, name="per-crop, mem pattern off", mem_pattern=False),
+          replace(base, name="per-crop, 1 thread", intra=1),
+          replace(base, name="per-crop, 1 thread, mem pattern off", intra=1, mem_pattern=False)]
     if with_int8:
         vs += [replace(v, name="int8 " + v.name, precision="int8") for v in
                (base, b, replace(b, name="batched, opt basic", opt="basic"),

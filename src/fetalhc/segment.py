@@ -155,10 +155,14 @@ class Segmenter:
         """Head probabilities (N, H, W) for grey crops (N, H, W) uint8 of the input size."""
         if crops.ndim != 3 or tuple(crops.shape[1:]) != self.input_hw:
             raise ValueError(f"crops must have shape (N, {self.input_hw[0]}, {self.input_hw[1]}), got {crops.shape}")
-        x = crops.astype(np.float32)[:, None]
-        x /= np.float32(255.0)
-        # all crops in one call (benchmarks/bench_ort.py: faster than one call per crop)
-        z = np.ascontiguousarray(self._session.run(None, {self._input: x})[0][:, 0], dtype=np.float32)
+        # one call per crop: on an idle 2-core machine 161 ms for four fp32 crops against 195 ms in
+        # one batched call (int8: 95 vs 125 ms), and a single input shape for the memory planner
+        # (benchmarks/bench_ort.py, benchmarks/ort_tuning.json; docs/speed.md)
+        z = np.empty(crops.shape, np.float32)
+        for i, crop in enumerate(crops):
+            x = crop.astype(np.float32)[None, None]
+            x /= np.float32(255.0)
+            z[i] = self._session.run(None, {self._input: x})[0][0, 0]
         return sigmoid_(z)
 
 
