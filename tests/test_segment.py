@@ -76,7 +76,8 @@ def _crops(n: int, hw: tuple[int, int]) -> np.ndarray:
 
 
 def test_one_batched_call_equals_one_call_per_crop():
-    """The batched call must give what the former per-crop loop gave (same float input)."""
+    """``predict`` on a batch equals ``predict`` crop by crop, the per-crop session loop written
+    out, and one batched session call (fp32; the same float input)."""
     seg = Segmenter(precision="fp32")
     crops = _crops(4, seg.input_hw)
     batched = seg.predict(crops)
@@ -86,9 +87,13 @@ def test_one_batched_call_equals_one_call_per_crop():
     for c in crops:  # the pre-batching code path, written out
         z = session.run(None, {seg._input: (c.astype(np.float32) / 255.0)[None, None]})[0][0, 0]
         legacy.append(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
+    x = (crops.astype(np.float32) / 255.0)[:, None]  # the batched call of 2026-11-26..28, written out
+    z = session.run(None, {seg._input: x})[0][:, 0]
+    one_call = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
     assert batched.dtype == np.float32 and batched.shape == crops.shape
     assert np.abs(batched - one_by_one).max() < 1e-5
     assert np.abs(batched - np.stack(legacy)).max() < 1e-5
+    assert np.abs(batched - one_call).max() < 1e-5
 
 
 def test_memory_settings_reach_onnx_runtime_and_leave_outputs_alone():

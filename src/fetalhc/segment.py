@@ -32,7 +32,7 @@ class OrtMemory:
     Attributes:
         arena: keep freed CPU memory in ONNX Runtime's arena for the next call.
         mem_pattern: pre-plan one block per input shape from the first call's allocations
-            (keeps a block for the 4-crop and one for the 1-crop zoom call).
+            (one shape: :meth:`Segmenter.predict` runs one crop per call).
     """
 
     arena: bool = True
