@@ -200,6 +200,60 @@ def test_fine_tuning_run_keeps_the_start_and_logs_it(tmp_path):
         assert float((tuned.eval()(x) - start.eval()(x)).abs().max()) < 1e-4
 
 
+def test_separable_decoder_network_is_smaller_and_exports(tmp_path):
+    full = build_model("deeplabv3plus-effl0", pretrained=False)
+    sep = build_model("deeplabv3plus-effl0-sep", pretrained=False).eval()
+    n = {k: sum(p.numel() for p in m.decoder.parameters()) for k, m in (("full", full), ("sep", sep))}
+    assert n["sep"] < n["full"] / 5  # two full 3x3 convolutions became depthwise + 1x1
+    assert any(c.groups > 1 for c in sep.decoder.modules() if isinstance(c, torch.nn.Conv2d))
+    with torch.no_grad():
+        assert sep(torch.rand(1, 1, 64, 96)).shape == (1, 1, 64, 96)
+    cfg = TrainConfig(data_dir="-", split_file="-", out_dir="-", arch="deeplabv3plus-effl0-sep", pretrained=False,
+                      input_hw=(64, 96))
+    ckpt = tmp_path / "last.pt"
+    torch.save({"model": _randomised(sep).state_dict(), "epoch": 1, "config": asdict(cfg)}, ckpt)
+    seg = Segmenter(export_onnx(ckpt, tmp_path / "sep.onnx"))  # the runtime loads it like the shipped model
+    crop = np.random.default_rng(0).integers(0, 256, (1, 64, 96), dtype=np.uint8)
+    with torch.no_grad():
+        ref = torch.sigmoid(sep(torch.from_numpy(crop[None].astype(np.float32) / 255.0)))[0, 0].numpy()
+    assert np.abs(seg.predict(crop)[0] - ref).max() < 1e-4
+
+
+def test_warm_start_from_a_checkpoint_copies_what_matches(tmp_path):
+    from fetalhc.train.loop import load_matching_weights
+
+    source = _randomised(build_model("deeplabv3plus-effl0", pretrained=False))
+    ckpt = tmp_path / "full.pt"
+    torch.save({"model": source.state_dict(), "epoch": 3}, ckpt)
+    sep = build_model("deeplabv3plus-effl0-sep", pretrained=False)
+    copied, fresh = load_matching_weights(sep, ckpt)
+    assert fresh and all(k.startswith("decoder.") for k in fresh)  # only the new decoder starts fresh
+    assert {k.split(".")[0] for k in copied} == {"encoder", "aspp", "low_proj", "decoder"}  # last 1x1 fits
+    for k in ("encoder.stem.0.weight", "aspp.branches.1.0.weight", "low_proj.1.running_mean"):
+        assert torch.equal(sep.state_dict()[k], source.state_dict()[k])
+    with pytest.raises(ValueError, match="no tensor matches"):
+        load_matching_weights(torch.nn.Sequential(torch.nn.Linear(2, 2)), ckpt)
+
+
+def test_training_run_warm_started_from_a_checkpoint_logs_it_and_trains_batch_norm(tmp_path):
+    from fetalhc.train.loop import train
+
+    data = _fake_hc18(tmp_path / "hc18")
+    base = TrainConfig(data_dir="-", split_file="-", out_dir="-", pretrained=False, input_hw=(64, 96))
+    ckpt = tmp_path / "base.pt"
+    source = _randomised(build_model(base.arch, pretrained=False))
+    torch.save({"model": source.state_dict(), "epoch": 1, "config": asdict(base)}, ckpt)
+    cfg = TrainConfig(data_dir=str(data), split_file=str(data / "split.json"), out_dir=str(tmp_path / "run"),
+                      arch="deeplabv3plus-effl0-sep", epochs=1, batch_size=2, input_hw=(64, 96), bf16=False,
+                      lr=0.0, init_from=str(ckpt))
+    state = torch.load(train(cfg), map_location="cpu", weights_only=False)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "start fresh (decoder)" in log
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["pretrained"] is False and recorded["freeze_bn"] is False  # real BatchNorm, not folded
+    assert torch.equal(state["model"]["encoder.stem.0.weight"], source.state_dict()["encoder.stem.0.weight"])
+
+
 def _disc_target(size: int = 48, r: float = 14.0) -> torch.Tensor:
     yy, xx = np.mgrid[:size, :size]
     disc = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 <= r * r).astype(np.float32)

@@ -218,7 +218,9 @@ def train(
         "runs/effl0_pre"),
     split: Annotated[Path, typer.Option(help="Split JSON.")] = DEFAULT_SPLIT,
     data_dir: Annotated[Path | None, typer.Option(help="HC18 folder.")] = None,
-    arch: Annotated[str, typer.Option(help="deeplabv3plus-effl0 or deeplabv2-resnet101.")] = "deeplabv3plus-effl0",
+    arch: Annotated[str, typer.Option(
+        help="deeplabv3plus-effl0, deeplabv3plus-effl0-sep (separable decoder, half the MACs) or "
+             "deeplabv2-resnet101.")] = "deeplabv3plus-effl0",
     pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights (EfficientNet-Lite0).")] = True,
     epochs: Annotated[int, typer.Option()] = 30,
     batch_size: Annotated[int, typer.Option()] = 8,
@@ -231,7 +233,8 @@ def train(
     p_zoom: Annotated[float, typer.Option(help="Share of zoom-pass samples (head box + margin).")] = 0.0,
     p_full: Annotated[float, typer.Option(help="Share of whole-image samples.")] = 0.2,
     init_from: Annotated[Path | None, typer.Option(
-        help="Fine-tune an exported fp32 .onnx model (BatchNorm frozen) instead of starting from ImageNet.")] = None,
+        help="Fine-tune an exported fp32 .onnx model (BatchNorm frozen) instead of starting from ImageNet, "
+             "or start from a training checkpoint (.pt): every tensor of the same name and shape is copied.")] = None,
 ) -> None:
     """Train a segmentation network on HC18 (needs the train extra: pip install -e '.\\[train]')."""
     from fetalhc.hc18 import default_data_dir

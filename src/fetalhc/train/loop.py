@@ -57,7 +57,7 @@ class TrainConfig:
     bf16: bool | None = None  # None: use it where the CPU has native bf16
     max_minutes: float | None = None
     device: str = "auto"  # "cpu", "cuda" or "auto"
-    init_from: str | None = None  # an fp32 .onnx export to fine-tune (see train.from_onnx)
+    init_from: str | None = None  # an fp32 .onnx export to fine-tune (train.from_onnx) or a .pt checkpoint
     freeze_bn: bool | None = None  # None: frozen when fine-tuning from an ONNX model
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -206,6 +206,22 @@ def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     return int(state["epoch"]), int(state["step"])
 
 
+def load_matching_weights(model: torch.nn.Module, path: Path) -> tuple[list[str], list[str]]:
+    """Copy from the training checkpoint ``path`` every tensor whose name and shape ``model`` shares
+    (e.g. the encoder, ASPP and skip of a trained run into a network with another decoder).
+
+    Returns (names copied, names of ``model`` left as they were). Raises ``ValueError`` when nothing
+    matches: that is a different network, not a warm start."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    source = state.get("model", state) if isinstance(state, dict) else state
+    own = model.state_dict()
+    take = {k: v for k, v in source.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not take:
+        raise ValueError(f"{path}: no tensor matches the network's names and shapes")
+    model.load_state_dict(take, strict=False)
+    return sorted(take), sorted(k for k in own if k not in take)
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train; resume from ``out_dir/last.pt`` if it exists. Returns the final checkpoint path."""
     if cfg.loss not in LOSSES:
@@ -231,10 +247,16 @@ def train(cfg: TrainConfig) -> Path:
              device)
 
     model = build_model(cfg.arch, pretrained=cfg.pretrained and not cfg.init_from)
-    if cfg.init_from:
+    from_checkpoint = bool(cfg.init_from) and Path(str(cfg.init_from)).suffix == ".pt"
+    if cfg.init_from and from_checkpoint:
+        copied, fresh = load_matching_weights(model, Path(cfg.init_from))
+        log.info("initialised %d tensors from %s; %d start fresh (%s)", len(copied), display_path(cfg.init_from),
+                 len(fresh), ", ".join(sorted({k.split(".")[0] for k in fresh})) or "none")
+    elif cfg.init_from:
         diff = load_onnx_weights(model, Path(cfg.init_from), cfg.input_hw)
         log.info("initialised from %s (max |logit diff| vs ONNX Runtime %.2g)", display_path(cfg.init_from), diff)
-    freeze_bn = bool(cfg.init_from) if cfg.freeze_bn is None else cfg.freeze_bn
+    # an ONNX export has its batch norms folded into the convolutions: keep them frozen
+    freeze_bn = (bool(cfg.init_from) and not from_checkpoint) if cfg.freeze_bn is None else cfg.freeze_bn
     model = model.to(device).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     steps_per_epoch = len(train_s) // cfg.batch_size
