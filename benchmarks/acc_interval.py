@@ -1,8 +1,11 @@
 """Calibrate the 90 % HC interval and its review limit on one half of the validation split, and
 report on the other half (issue 9). Input: a ``<mode>_cases.csv`` of ``fetalhc evaluate``.
 
-    python benchmarks/acc_interval.py calibrate --cases eval/acc/corners_cases.csv --half a \
-        --out src/fetalhc/models/fetalhc_deeplabv3plus_effl0.interval.json
+    python benchmarks/acc_interval.py calibrate --cases eval/acc/full_zoomflip_cases.csv --half a \
+        --settings full+zoomflip --out src/fetalhc/models/fetalhc_deeplabv3plus_effl0.full+zoomflip.interval.json
+
+``--settings`` is the ``crop_mode`` label the results carry for the settings that made the table
+(``PipelineConfig.crop_label``); the pipeline applies a calibration only to those settings.
     python benchmarks/acc_interval.py report --cases eval/acc/corners_cases.csv --half b
     python benchmarks/acc_interval.py swap --cases eval/acc/corners_cases.csv   # both ways, no file written
 """
@@ -66,10 +69,10 @@ def apply(rows: list[dict[str, Any]], cal: conformal.IntervalCalibration) -> lis
     return out
 
 
-def calibrated(cases: Path, half: str) -> conformal.IntervalCalibration:
+def calibrated(cases: Path, half: str, settings: str = "") -> conformal.IntervalCalibration:
     cal = calibrate_rows(read_rows(cases, half), "hc_band_mm", 0.1, REVIEW_SHARE)
-    return conformal.IntervalCalibration(**{**cal.__dict__, "made_by": {
-        "command": f"python benchmarks/acc_interval.py calibrate --cases {cases} --half {half}",
+    return conformal.IntervalCalibration(**{**cal.__dict__, "settings": settings, "made_by": {
+        "command": f"python benchmarks/acc_interval.py calibrate --cases {cases} --half {half} --settings {settings}",
         "cases": f"per-image table {cases.name} of the 129 'val' images of src/fetalhc/splits/hc18_seed0.json",
         "calibration_images": f"half {half!r} of src/fetalhc/splits/hc18_seed0_calval.json",
         "score": "|ref_px - hc_px| / (a_px + b * hc_band_px); q = ceil((n+1)(1-alpha))-th smallest score",
@@ -98,12 +101,16 @@ def main() -> None:
     ap.add_argument("--cases", type=Path, required=True)
     ap.add_argument("--half", default="a")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--settings", default="", help="calibrate: the crop_mode label of the settings that made "
+                                                   "--cases (e.g. full+zoomflip); required with --out")
     ap.add_argument("--calibration", type=Path, help="report: the JSON to use (default: calibrate on the other half)")
     ap.add_argument("--json", type=Path, help="write the report(s) here")
     a = ap.parse_args()
     other = {"a": "b", "b": "a"}
     if a.step == "calibrate":
-        cal = calibrated(a.cases, a.half)
+        if a.out and not a.settings:
+            ap.error("--settings is required with --out: a calibration applies only to the settings it was made for")
+        cal = calibrated(a.cases, a.half, a.settings)
         if a.out:
             conformal.save(cal, a.out)
         print(cal)

@@ -1,6 +1,6 @@
 """Default ``measure`` today vs the version of 2026-11-25 (commit 0aede5f), same run, same machine.
 
-    python benchmarks/bench_vs_old.py [--n 60] [--old 0aede5f] [--precisions fp32,int8] [--json benchmarks/vs_old.json]
+    python benchmarks/bench_vs_old.py [--n 60] [--old 0aede5f] [--precisions fp32,int8,int8@corners] [--json F]
 
 The old version is checked out with ``git worktree add --detach /tmp/fetalhc_<commit> <commit>``
 (reused when present). The old version, and today's once per ``--precisions`` entry, each run
@@ -40,24 +40,37 @@ except ImportError:
     from fetalhc.image import load_image  # 0.1
 from fetalhc.pipeline import Pipeline
 prec = os.environ.get("BENCH_PRECISION")
-pipe = Pipeline(prec) if prec and prec.endswith(".onnx") else Pipeline(precision=prec) if prec else Pipeline()
+mode = os.environ.get("BENCH_MODE")
+config = None
+if mode:
+    from fetalhc.evaluate import MODES
+    config = MODES[mode]
+if prec and prec.endswith(".onnx"):
+    pipe = Pipeline(prec, config)
+elif prec or config:
+    pipe = Pipeline(precision=prec or None, config=config)
+else:
+    pipe = Pipeline()  # also the old version's signature
 seg = pipe.segmenter
 net = [0.0]
+passes = [0]
 predict = seg.predict
 def timed(crops):
-    t0 = time.perf_counter(); out = predict(crops); net[0] += time.perf_counter() - t0; return out
+    t0 = time.perf_counter(); out = predict(crops); net[0] += time.perf_counter() - t0; passes[0] += len(crops)
+    return out
 seg.predict = timed
-print(json.dumps({"model": seg.info.path.name, "ready": True}), flush=True)
+print(json.dumps({"model": seg.info.path.name, "model_path": str(seg.info.path), "ready": True}), flush=True)
 for line in sys.stdin:
     path = line.strip()
     if not path:
         break
     net[0] = 0.0
+    passes[0] = 0
     t0 = time.perf_counter()
     res = pipe.run(load_image(path, pixel_size_mm=0.1))
     t = time.perf_counter() - t0
     hc = res.measurement.hc_mm if hasattr(res, "measurement") else res.hc_mm  # 0.2 Outcome / 0.1 result
-    print(json.dumps({"total_s": t, "network_s": net[0], "hc_mm": hc}), flush=True)
+    print(json.dumps({"total_s": t, "network_s": net[0], "passes": passes[0], "hc_mm": hc}), flush=True)
 """
 
 
@@ -74,8 +87,8 @@ class Child:
     """A version of fetalhc (``PYTHONPATH`` = ``src``) running ``script`` in its own process: one
     line in, one JSON line out."""
 
-    def __init__(self, src: Path, precision: str | None = None, script: str = CHILD) -> None:
-        env = {**os.environ, "PYTHONPATH": str(src), "BENCH_PRECISION": precision or ""}
+    def __init__(self, src: Path, precision: str | None = None, script: str = CHILD, mode: str | None = None) -> None:
+        env = {**os.environ, "PYTHONPATH": str(src), "BENCH_PRECISION": precision or "", "BENCH_MODE": mode or ""}
         self.proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=env, cwd="/tmp")
         self.hello = self._read()
@@ -126,7 +139,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--old", default="0aede5f")
     ap.add_argument("--precisions", default="fp32,int8",
-                    help="today's models to time against the old one: fp32, int8 or a path to an .onnx model")
+                    help="today's models to time against the old one: fp32, int8 or a path to an .onnx model; "
+                         "each may end in @MODE, a `fetalhc evaluate` mode (e.g. int8@corners: the patent's "
+                         "corners + zoom pass, int8@full+zoomflip), else today's default settings")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
@@ -137,8 +152,9 @@ def main() -> None:
     from fetalhc.segment import DEFAULT_PRECISION
 
     kids = {"old": Child(old_tree(args.old) / "src")}
-    for prec in args.precisions.split(","):
-        kids[f"new-{prec}"] = Child(REPO / "src", prec)
+    for entry in args.precisions.split(","):
+        prec, _, mode = entry.partition("@")
+        kids[f"new-{entry}"] = Child(REPO / "src", prec, mode=mode or None)
     for k in kids.values():
         for p in paths[:2]:
             k.measure(p)
@@ -153,33 +169,46 @@ def main() -> None:
         k.close()
     res: dict[str, object] = {name: {"model": kids[name].hello["model"], **summary(r)} for name, r in rows.items()}
     peak = cpu_peak()
-    model = REPO / "src" / "fetalhc" / "models" / "fetalhc_deeplabv3plus_effl0.onnx"
-    flops_per_image = 4 * conv_macs(model)["flops"]
-    at_peak = flops_per_image / float(str(peak["peak_flops"]))
+
+    def at_peak_s(name: str) -> tuple[float, float]:
+        """(FLOPs per pass of the fp32 twin of ``name``'s model, seconds its median passes take at peak)."""
+        model = Path(kids[name].hello.get("model_path", REPO / "src/fetalhc/models/fetalhc_deeplabv3plus_effl0.onnx"))
+        fp32 = model.with_name(model.name.replace("_int8.onnx", ".onnx"))  # an int8 model counts as its fp32 twin
+        flops = conv_macs(fp32)["flops"]
+        n_pass = statistics.median(r["passes"] for r in rows[name])
+        return flops, n_pass * flops / float(str(peak["peak_flops"]))
+
     old = summary(rows["old"])
     ratios = {}
     for name in names[1:]:
         new = summary(rows[name])
+        flops, at_peak = at_peak_s(name)
         hc_diff = [abs(a.get("hc_mm", 0) - b.get("hc_mm", 0)) for a, b in zip(rows["old"], rows[name], strict=True)]
         ratios[name] = {"median_new_over_old": new["median_s"] / old["median_s"],
                         "mean_new_over_old": new["mean_s"] / old["mean_s"],
                         "network_new_over_old": new["network_median_s"] / old["network_median_s"],
+                        "passes_median": statistics.median(r["passes"] for r in rows[name]),
+                        "fp32_flops_per_pass": flops, "network_s_at_fp32_peak": at_peak,
                         "network_over_fp32_peak": new["network_median_s"] / at_peak,
                         "max_abs_hc_diff_vs_old_mm": max(hc_diff)}
+    old_flops, old_at_peak = at_peak_s("old")
     res.update(
         old_commit=args.old, default_precision=DEFAULT_PRECISION, ratios=ratios,
-        roofline={"fp32_flops_per_image_4_crops": flops_per_image, "cpu": peak, "network_s_at_fp32_peak": at_peak,
-                  "old_network_over_peak": old["network_median_s"] / at_peak},
+        roofline={"old_fp32_flops_per_pass": old_flops, "old_passes_median": statistics.median(
+                  r["passes"] for r in rows["old"]), "cpu": peak, "old_network_over_peak": old["network_median_s"]
+                  / old_at_peak},
         loadavg_before=load_before, loadavg_after=os.getloadavg(), wall_s=wall, cpus=os.cpu_count(),
     )
     for name in names:
         r = summary(rows[name])
-        print(f"{name:9s}: median {r['median_s'] * 1000:.0f} ms  p90 {r['p90_s'] * 1000:.0f} ms  "
+        print(f"{name:22s}: median {r['median_s'] * 1000:.0f} ms  p90 {r['p90_s'] * 1000:.0f} ms  "
               f"network {r['network_median_s'] * 1000:.0f} ms  rest {r['rest_median_s'] * 1000:.0f} ms"
               + (f"  new/old median {ratios[name]['median_new_over_old']:.2f} network "
                  f"{ratios[name]['network_new_over_old']:.2f}" if name in ratios else ""))
-    print(f"network at fp32 peak {at_peak * 1000:.0f} ms per image (4 crops); default precision {DEFAULT_PRECISION}; "
-          f"load {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}")
+    for name, r in ratios.items():
+        print(f"{name:22s}: {r['passes_median']:.0f} passes, network / its time at fp32 peak "
+              f"{r['network_over_fp32_peak']:.2f}")
+    print(f"default precision {DEFAULT_PRECISION}; load {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
 

@@ -9,7 +9,7 @@ from fetalhc import conformal
 from fetalhc.ellipse import Ellipse
 from fetalhc.image import UltrasoundImage
 from fetalhc.phantom import make_phantom
-from fetalhc.pipeline import Pipeline, PipelineConfig, load_interval
+from fetalhc.pipeline import Pipeline, PipelineConfig, interval_for, load_intervals
 from fetalhc.results import TABLE_COLUMNS, MeasureResult, assemble
 from fetalhc.segment import default_model_path
 
@@ -26,11 +26,40 @@ def measured(pipe: Pipeline, img: np.ndarray, pixel_size_mm: float | None = None
     return assemble(pipe.run(UltrasoundImage(img, pixel_size_mm, "user" if pixel_size_mm else "none")))
 
 
-def test_shipped_interval_calibration_loads_and_is_sane():
-    cal = load_interval(default_model_path())
-    assert cal is not None and cal.alpha == pytest.approx(0.1)
-    assert cal.a_px > 0 and cal.b >= 0 and 0 < cal.q < math.inf and cal.n_calibration >= 50
-    assert 0 < cal.max_half_width_mm < math.inf and "command" in cal.made_by
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_shipped_interval_calibrations_load_and_are_sane(precision):
+    cals = load_intervals(default_model_path(precision))
+    # the default settings and the patent's corners each have their own calibration
+    assert {PipelineConfig().crop_label, PipelineConfig(crop_mode="corners").crop_label} <= set(cals)
+    for settings, cal in cals.items():
+        assert cal.settings == settings and cal.alpha == pytest.approx(0.1)
+        assert cal.a_px > 0 and cal.b >= 0 and 0 < cal.q < math.inf and cal.n_calibration >= 50
+        assert 0 < cal.max_half_width_mm < math.inf and f"--settings {settings}" in cal.made_by["command"]
+
+
+def _cal(settings: str, q: float = 2.0) -> conformal.IntervalCalibration:
+    return conformal.IntervalCalibration(0.1, "hc_band_px", 1.0, 0.5, q, settings=settings)
+
+
+def test_a_calibration_applies_only_to_the_settings_it_was_made_for(tmp_path):
+    model = tmp_path / "m.onnx"
+    conformal.save(_cal("full+zoomflip", 2.0), tmp_path / "m.interval.json")
+    conformal.save(_cal("corners+zoom", 3.0), tmp_path / "m.corners+zoom.interval.json")
+    conformal.save(_cal("full+zoomflip", 9.0), tmp_path / "m_int8.interval.json")  # another model's
+    cals = load_intervals(model)
+    assert sorted(cals) == ["corners+zoom", "full+zoomflip"] and cals["full+zoomflip"].q == 2.0
+    assert interval_for(cals, "corners+zoom").q == 3.0  # type: ignore[union-attr]
+    assert interval_for(cals, "corners+flips+zoom") is None  # nobody calibrated it: no interval
+    assert interval_for({"": _cal("", 4.0)}, "corners+flips+zoom").q == 4.0  # type: ignore[union-attr]
+    conformal.save(_cal("corners+zoom", 5.0), tmp_path / "m.old.interval.json")
+    with pytest.raises(ValueError, match="second interval calibration"):
+        load_intervals(model)
+
+
+def test_uncalibrated_settings_give_no_interval(pipe):
+    img, _ = make_phantom(540, 800, HEADS[0], seed=0)
+    r = measured(pipe.with_config(PipelineConfig(crop_mode="corners", flips=True)), img, 0.12)
+    assert r.hc_mm is not None and r.hc_low_mm is None and r.hc_high_mm is None
 
 
 @pytest.mark.parametrize("seed,head", list(enumerate(HEADS)))
@@ -52,7 +81,8 @@ def test_a_too_wide_interval_sends_the_reading_to_review(pipe):
     img, _ = make_phantom(540, 800, HEADS[0], seed=0)
     assert pipe.interval is not None
     strict = pipe.with_config(pipe.config)
-    strict.interval = conformal.IntervalCalibration(0.1, "hc_band_px", 1.0, 1.0, 2.0, max_half_width_mm=0.01)
+    strict.intervals = {strict.config.crop_label: conformal.IntervalCalibration(
+        0.1, "hc_band_px", 1.0, 1.0, 2.0, max_half_width_mm=0.01, settings=strict.config.crop_label)}
     r = measured(strict, img, 0.12)
     assert r.status == "review" and any(f.startswith("interval_wide") for f in r.flags)
     assert r.hc_high_mm - r.hc_low_mm == pytest.approx(2 * 2.0 * (1.0 + r.hc_band_px) * 0.12)

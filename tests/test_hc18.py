@@ -37,7 +37,7 @@ def test_shipped_model_clears_its_floor_on_fixed_validation_images(hc18_dir, mod
     from fetalhc.pipeline import Pipeline
 
     files = load_split(SPLIT)["val"][:N_FIXED]
-    rows = evaluate_modes({"corners": Pipeline()}, hc18_dir, files)["corners"]
+    rows = evaluate_modes({"default": Pipeline()}, hc18_dir, files)["default"]
     dice = np.mean([r["dice"] for r in rows])
     adf = np.mean([r["abs_err_mm"] for r in rows])
     assert dice >= MIN_DICE, dice

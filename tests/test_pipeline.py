@@ -25,7 +25,7 @@ def test_run_returns_one_outcome_down_the_layers(pipe, phantom_png):
     assert isinstance(o, Outcome)
     m, seg = o.measurement, o.segmentation
     assert o.image.pixels.shape == seg.probability.shape == m.head_mask.shape == (540, 800)
-    assert len(seg.boxes) == len(seg.crop_probs) == 4
+    assert len(seg.boxes) == len(seg.crop_probs) == 1  # the default's whole-image pass (+ zoom views)
     assert m.ellipse is not None and m.hc_px == pytest.approx(m.ellipse.perimeter_px)
     assert m.hc_mm == pytest.approx(m.hc_px * 0.15)
     assert o.readout.ofd_mm == pytest.approx(2 * m.ellipse.semi_axis_a_px * 0.15)
@@ -78,7 +78,26 @@ def test_measure_api_returns_one_result_with_units(model_path, phantom_png):
     assert r.patent_pixel_count_hc_mm == pytest.approx(r.patent_pixel_count_hc_px * 0.15)
     assert r.semi_axis_a_px == r.ellipse.semi_axis_a_px
     assert r.mask is not None and r.mask.shape == (540, 800)
-    assert r.crop_mode == "corners+zoom" and len(r.crop_hc_px) == 4
+    # default: one whole-image pass finds the head, the zoom pass and its flip measure it
+    assert r.crop_mode == "full+zoomflip" and len(r.crop_hc_px) == 1
+    patent = fetalhc.measure(phantom_png, pixel_size_mm=0.15, config=PipelineConfig(crop_mode="corners"))
+    assert patent.crop_mode == "corners+zoom" and len(patent.crop_hc_px) == 4
+    assert patent.hc_px == pytest.approx(PHANTOM_TRUTH.perimeter_px, rel=0.05)
+
+
+def test_each_crop_mode_runs_its_own_zoom_pass_unless_told():
+    from fetalhc.segmentation import ZOOM_FOR_CROP_MODE, ZoomSettings
+
+    assert PipelineConfig().crop_mode == "full"
+    assert PipelineConfig().zoom_settings == ZoomSettings(weight=1.0, flip=True) == ZOOM_FOR_CROP_MODE["full"]
+    assert PipelineConfig(crop_mode="corners").zoom_settings == ZoomSettings()
+    # "auto" follows the crop mode through replace(); explicit settings and None stay as given
+    assert dataclasses.replace(PipelineConfig(), crop_mode="corners").crop_label == "corners+zoom"
+    assert PipelineConfig(crop_mode="corners", flips=True).crop_label == "corners+flips+zoom"
+    assert PipelineConfig(zoom=ZoomSettings()).crop_label == "full+zoom"
+    assert PipelineConfig(zoom=None).crop_label == "full" and PipelineConfig(zoom=None).zoom_settings is None
+    with pytest.raises(ValueError, match="zoom"):
+        PipelineConfig(zoom="on")
 
 
 def test_measure_signature_is_real():
@@ -102,12 +121,13 @@ def test_blank_image_finds_no_head(model_path):
     assert any(f.startswith("no_head_found") for f in r.flags)
 
 
-@pytest.mark.parametrize("mode", ["full", "corners+full"])
-def test_crop_modes_agree_on_a_clear_phantom(model_path, phantom_png, mode):
+@pytest.mark.parametrize(("mode", "label"), [("corners", "corners+flips+zoom"), ("full", "full+flips+zoomflip"),
+                                             ("corners+full", "corners+full+flips+zoom")])
+def test_crop_modes_agree_on_a_clear_phantom(model_path, phantom_png, mode, label):
     a = fetalhc.measure(phantom_png, 0.15)
     b = fetalhc.measure(phantom_png, 0.15, config=PipelineConfig(crop_mode=mode, flips=True))
     assert b.hc_mm == pytest.approx(a.hc_mm, rel=0.03)
-    assert b.crop_mode == f"{mode}+flips+zoom"
+    assert b.crop_mode == label
 
 
 @pytest.mark.parametrize(("kw", "message"), [({"q": 0.0}, "q must lie"), ({"crop_mode": "six"}, "six"),

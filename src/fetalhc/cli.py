@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fetalhc.crops import DEFAULT_CROP_MODE
 from fetalhc.hc18 import DEFAULT_SPLIT
 from fetalhc.quantize import SHIPPED_RECIPE
 
@@ -71,7 +72,9 @@ def measure(
     ga_weeks: Annotated[float | None, typer.Option(help="Gestational age in weeks, for HC z-score/centile.")] = None,
     sr_dir: Annotated[Path | None, typer.Option(
         help="Write a DICOM SR <stem>_sr.dcm per measured DICOM image or frame here (not for diagnostic use).")] = None,
-    crop_mode: Annotated[str, typer.Option(help="corners (the patent's), full, or corners+full.")] = "corners",
+    crop_mode: Annotated[str, typer.Option(
+        help="full (one whole-image pass finds the head, the zoom pass and its flip measure it: 3 passes), "
+             "corners (the patent's four Q crops + zoom pass: 5 passes), or corners+full.")] = DEFAULT_CROP_MODE,
     q: Annotated[float, typer.Option(help="Corner crop scale Q (the patent's 0.9).")] = 0.9,
     flips: Annotated[bool, typer.Option(help="Also segment left-right flipped crops.")] = False,
     frame: Annotated[int | None, typer.Option(help="DICOM cine: measure only this frame (0-based).")] = None,

@@ -37,6 +37,8 @@ class IntervalCalibration:
             the ``interval_wide`` flag. ``inf`` disables it.
         n_calibration: number of calibration images.
         made_by: how the constants were made (command, split, model).
+        settings: the views it was calibrated for, as results label them
+            (``PipelineConfig.crop_label``, e.g. "full+zoomflip"); "" = not stated (any settings).
     """
 
     alpha: float
@@ -47,6 +49,7 @@ class IntervalCalibration:
     max_half_width_mm: float = math.inf
     n_calibration: int = 0
     made_by: dict[str, Any] = field(default_factory=dict)
+    settings: str = ""
 
     def sigma_px(self, signal_px: float) -> float:
         """The per-image scale (pixels) for an uncertainty signal (pixels)."""

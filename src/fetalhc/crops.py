@@ -40,6 +40,12 @@ class CropMode(StrEnum):
     CORNERS_FULL = "corners+full"  #: four corners and the whole image
 
 
+#: what ``measure``, the API and the page use unless told otherwise (since 0.3): one whole-image
+#: pass finds the head, the zoom pass and its flipped twin measure it (3 passes; the patent's four
+#: corners + zoom take 5 for the same accuracy, docs/accuracy.md)
+DEFAULT_CROP_MODE = CropMode.FULL.value
+
+
 @dataclass(frozen=True)
 class CropBox:
     """A crop rectangle in input-image pixels: columns ``x0:x1``, rows ``y0:y1``."""

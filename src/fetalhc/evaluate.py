@@ -37,6 +37,8 @@ MODES: dict[str, PipelineConfig] = {
     # before 0.2 (issue 9): no zoom pass, ellipse fitted to the smoothed mask, no interval
     "corners-legacy": PipelineConfig(crop_mode="corners", zoom=None, outline="mask", robust_fit=False, interval=False),
     "full+zoomflip": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0, flip=True)),
+    "full+zoom": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0)),
+    "full+zoomavg": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=0.5)),
 }
 
 ESTIMATORS = {"ellipse": "hc_mm", "contour_cross": "patent_pixel_count_hc_mm", "contour_length": "contour_length_mm"}

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from fetalhc import conformal
 from fetalhc.clinical import Readout, readout
-from fetalhc.crops import CropMode, validate_q
+from fetalhc.crops import DEFAULT_CROP_MODE, CropMode, validate_q
 from fetalhc.deid import deidentify_pixels
 from fetalhc.image import UltrasoundImage
 from fetalhc.measurement import Measurement, measure
 from fetalhc.quality import QualityThresholds, Verdict, assess
 from fetalhc.segment import OrtMemory, Segmenter
-from fetalhc.segmentation import Segmentation, ZoomSettings, segment
+from fetalhc.segmentation import ZOOM_FOR_CROP_MODE, Segmentation, ZoomSettings, segment
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class PipelineConfig:
     """Settings of the measurement pipeline.
 
     Attributes:
-        crop_mode: "corners" (the patent's four corner crops), "full" or "corners+full".
+        crop_mode: "full" (one whole-image pass to find the head; the default since 0.3),
+            "corners" (the patent's four corner crops) or "corners+full".
         q: corner crop scale (the patent's Q), 0 < q <= 1.
         flips: also segment each crop flipped left-right and average.
         threshold: probability threshold of the fused map.
@@ -43,7 +44,8 @@ class PipelineConfig:
             uncertainty band ``hc_band_mm`` (see :func:`fetalhc.measurement.hc_band_px`).
         quality: limits of the quality checks (reports print the ones used).
         zoom: after the crops, segment the head's box once more (:class:`ZoomSettings`: margin,
-            least image pixels per network pixel, blend weight, flipped twin).
+            least image pixels per network pixel, blend weight, flipped twin); "auto" = the crop
+            mode's own (:data:`fetalhc.segmentation.ZOOM_FOR_CROP_MODE`), ``None`` = no zoom pass.
         outline: "probability" fits the clinical ellipse to the fused probability's 0.5 iso-line,
             "mask" to the smoothed mask's edge (before 0.2).
         robust_fit: trim outlying outline points before the final fit (:mod:`fetalhc.outline`).
@@ -51,7 +53,7 @@ class PipelineConfig:
             the model, when there is one.
     """
 
-    crop_mode: str = CropMode.CORNERS.value
+    crop_mode: str = DEFAULT_CROP_MODE
     q: float = 0.9
     flips: bool = False
     threshold: float = 0.5
@@ -62,7 +64,7 @@ class PipelineConfig:
     edge_band_px: int = 7
     band_thresholds: tuple[float, float] = (0.2, 0.8)
     quality: QualityThresholds = field(default_factory=QualityThresholds)
-    zoom: ZoomSettings | None = field(default_factory=ZoomSettings)
+    zoom: ZoomSettings | str | None = "auto"
     outline: str = "probability"
     robust_fit: bool = True
     interval: bool = True
@@ -70,6 +72,8 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         CropMode(self.crop_mode)
         validate_q(self.q)
+        if isinstance(self.zoom, str) and self.zoom != "auto":
+            raise ValueError(f"zoom must be ZoomSettings, 'auto' or None, got {self.zoom!r}")
         if self.outline not in ("probability", "mask"):
             raise ValueError(f"outline must be 'probability' or 'mask', got {self.outline!r}")
         lo, hi = self.band_thresholds
@@ -77,9 +81,16 @@ class PipelineConfig:
             raise ValueError(f"band thresholds must satisfy 0 < low < high < 1, got {self.band_thresholds}")
 
     @property
+    def zoom_settings(self) -> ZoomSettings | None:
+        """The zoom pass these settings run (``zoom="auto"`` resolved for the crop mode), or None."""
+        return ZOOM_FOR_CROP_MODE[self.crop_mode] if self.zoom == "auto" else self.zoom  # type: ignore[return-value]
+
+    @property
     def crop_label(self) -> str:
-        """The crop mode as results record it, e.g. "corners+flips"."""
-        return self.crop_mode + ("+flips" if self.flips else "") + ("+zoom" if self.zoom is not None else "")
+        """The views as results record them, e.g. "corners+zoom" or "full+zoomflip"."""
+        z = self.zoom_settings
+        return (self.crop_mode + ("+flips" if self.flips else "")
+                + ("" if z is None else "+zoomflip" if z.flip else "+zoom"))
 
 
 @dataclass(frozen=True)
@@ -116,8 +127,13 @@ class Pipeline:
         self.config = config or PipelineConfig()
         # precision: "fp32" or "int8" shipped model when no model_path is given (segment.DEFAULT_PRECISION)
         self.segmenter = Segmenter(model_path, threads=threads, precision=precision, memory=memory)
-        #: the interval calibration beside the model (``<model>.interval.json``), or None
-        self.interval = load_interval(self.segmenter.info.path)
+        #: the interval calibrations beside the model, by the settings they were made for
+        self.intervals = load_intervals(self.segmenter.info.path)
+
+    @property
+    def interval(self) -> conformal.IntervalCalibration | None:
+        """The interval calibration for these settings (:func:`interval_for`), or None."""
+        return interval_for(self.intervals, self.config.crop_label)
 
     def with_config(self, config: PipelineConfig) -> Pipeline:
         """A pipeline with other settings that shares this one's loaded model."""
@@ -136,7 +152,8 @@ class Pipeline:
         image: problems become flags. ``input_flags`` ("code: reason") join the verdict's flags."""
         cfg = self.config
         cal = self.interval if cfg.interval else None
-        seg = segment(clean.pixels, self.segmenter, cfg.crop_mode, cfg.q, cfg.flips, cfg.threshold, cfg.zoom)
+        seg = segment(clean.pixels, self.segmenter, cfg.crop_mode, cfg.q, cfg.flips, cfg.threshold,
+                      cfg.zoom_settings)
         m = measure(seg, clean.pixel_size_mm, clean.pixel_size_source, element=cfg.element,
                     no_head_edge_confidence=cfg.no_head_edge_confidence, edge_band_px=cfg.edge_band_px,
                     band_thresholds=cfg.band_thresholds, outline=cfg.outline, robust_fit=cfg.robust_fit,
@@ -152,10 +169,25 @@ class Pipeline:
         return self.analyse(self.deidentify(image), ga_weeks, input_flags)
 
 
-def load_interval(model_path: Path) -> conformal.IntervalCalibration | None:
-    """The interval calibration ``<model>.interval.json`` beside the model, if there is one."""
-    p = model_path.with_suffix(".interval.json")
-    return conformal.load(p) if p.is_file() else None
+def load_intervals(model_path: Path) -> dict[str, conformal.IntervalCalibration]:
+    """The interval calibrations beside the model (``<model>.interval.json`` and
+    ``<model>.<anything>.interval.json``), keyed by the settings each was made for
+    (:attr:`fetalhc.conformal.IntervalCalibration.settings`; "" = not stated). Two files for the
+    same settings are an error: which one applies would be a guess."""
+    out: dict[str, conformal.IntervalCalibration] = {}
+    for p in sorted(model_path.parent.glob(f"{model_path.stem}.*interval.json")):
+        cal = conformal.load(p)
+        if cal.settings in out:
+            raise ValueError(f"{p}: a second interval calibration for settings {cal.settings!r}")
+        out[cal.settings] = cal
+    return out
+
+
+def interval_for(intervals: dict[str, conformal.IntervalCalibration],
+                 crop_label: str) -> conformal.IntervalCalibration | None:
+    """The calibration made for these views (``PipelineConfig.crop_label``), else one that states no
+    settings, else None: settings nobody calibrated give no interval rather than another's."""
+    return intervals.get(crop_label, intervals.get(""))
 
 
 def quality_thresholds(base: QualityThresholds, cal: conformal.IntervalCalibration | None) -> QualityThresholds:

@@ -48,6 +48,16 @@ class ZoomSettings:
     flip: bool = False
 
 
+#: each crop mode's own zoom pass (``PipelineConfig(zoom="auto")``): after the patent's corners the
+#: zoom view is averaged with them (5 passes); after one whole-image pass, which only finds the head,
+#: the zoom view and its flipped twin replace it (3 passes). Both measured in docs/accuracy.md.
+ZOOM_FOR_CROP_MODE: dict[str, ZoomSettings] = {
+    "corners": ZoomSettings(),
+    "corners+full": ZoomSettings(),
+    "full": ZoomSettings(weight=1.0, flip=True),
+}
+
+
 def segment(pixels: NDArray[np.uint8], segmenter: Segmenter, crop_mode: str = "corners", q: float = 0.9,
             flips: bool = False, threshold: float = 0.5, zoom: ZoomSettings | None = None) -> Segmentation:
     """Crop ``pixels`` (H, W) uint8, run the network on each crop, fuse by averaging the overlaps,

@@ -44,6 +44,7 @@ from fetalhc.api.pool import PoolFull, PoolTimeout, WorkerPool
 from fetalhc.api.readout import display_values, normalized_ellipse, readout_for_ellipse
 from fetalhc.api.uploads import UploadError
 from fetalhc.clinical import GA_INPUT_RANGE_WEEKS, validate_ga_weeks
+from fetalhc.crops import DEFAULT_CROP_MODE
 from fetalhc.ellipse import Ellipse
 from fetalhc.overlay import draw_overlay
 from fetalhc.pipeline import PipelineConfig
@@ -150,7 +151,7 @@ def create_app(settings: Settings | None = None, model_path: str | None = None) 
         pixel_size_mm: Annotated[float | None, Form(ge=MIN_PIXEL_SIZE_MM, le=MAX_PIXEL_SIZE_MM,
                                                     description="overrides the file's own (mm)")] = None,
         ga_weeks: Annotated[float | None, Form(description="gestational age (weeks), 10-45")] = None,
-        crop_mode: Annotated[CropModeName, Form()] = "corners",
+        crop_mode: Annotated[CropModeName, Form()] = DEFAULT_CROP_MODE,  # type: ignore[assignment]
         flips: Annotated[bool, Form()] = False,
         frame: Annotated[int | None, Form(ge=0, le=100_000, description="0-based frame of a DICOM cine")] = None,
         overlay: Annotated[bool, Form(description="also return the overlay picture")] = False,
@@ -234,7 +235,7 @@ async def export_inputs(
     image: Annotated[UploadFile, File(description="the same upload as for /api/measure")],
     pixel_size_mm: Annotated[float | None, Form(ge=MIN_PIXEL_SIZE_MM, le=MAX_PIXEL_SIZE_MM)] = None,
     ga_weeks: Annotated[float | None, Form()] = None,
-    crop_mode: Annotated[CropModeName, Form()] = "corners",
+    crop_mode: Annotated[CropModeName, Form()] = DEFAULT_CROP_MODE,  # type: ignore[assignment]
     flips: Annotated[bool, Form()] = False,
     frame: Annotated[int | None, Form(ge=0, le=100_000)] = None,
     center_x_px: Annotated[float | None, Form(ge=-1e5, le=1e5)] = None,
