@@ -24,6 +24,7 @@ from fetalhc.clinical import INFO_FLAGS
 from fetalhc.conformal import calibrate_rows, interval_fields
 from fetalhc.evalstats import evaluation_stats
 from fetalhc.hc18 import DEFAULT_SPLIT
+from fetalhc.pipeline import SETTINGS_LABEL
 from fetalhc.quality import flag_code
 
 HALVES_FILE = DEFAULT_SPLIT.parent / "hc18_seed0_calval.json"
@@ -110,6 +111,8 @@ def main() -> None:
     if a.step == "calibrate":
         if a.out and not a.settings:
             ap.error("--settings is required with --out: a calibration applies only to the settings it was made for")
+        if a.settings and not SETTINGS_LABEL.fullmatch(a.settings):
+            ap.error(f"--settings {a.settings!r} is no crop_mode label (e.g. full+zoomflip, corners+zoom)")
         cal = calibrated(a.cases, a.half, a.settings)
         if a.out:
             conformal.save(cal, a.out)

@@ -23,8 +23,9 @@ from fetalhc.segmentation import ZoomSettings
 CONFIGS = {
     "before: corners (4 passes)": PipelineConfig(crop_mode="corners", zoom=None, outline="mask", robust_fit=False,
                                                  interval=False),
-    "after: corners + zoom (5 passes, default)": PipelineConfig(),
-    "full + zoom + zoom flip (3 passes)": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0, flip=True)),
+    "0.2: corners + zoom (5 passes)": PipelineConfig(crop_mode="corners"),
+    "0.3 default: full + zoom + zoom flip (3 passes)": PipelineConfig(crop_mode="full",
+                                                                      zoom=ZoomSettings(weight=1.0, flip=True)),
 }
 
 

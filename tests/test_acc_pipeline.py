@@ -12,6 +12,7 @@ from fetalhc.phantom import make_phantom
 from fetalhc.pipeline import Pipeline, PipelineConfig, interval_for, load_intervals
 from fetalhc.results import TABLE_COLUMNS, MeasureResult, assemble
 from fetalhc.segment import default_model_path
+from fetalhc.segmentation import ZoomSettings
 
 HEADS = [Ellipse(400.0, 270.0, 250.0, 195.0, 15.0), Ellipse(380.0, 250.0, 120.0, 95.0, 140.0),
          Ellipse(430.0, 290.0, 180.0, 150.0, 60.0)]
@@ -51,9 +52,33 @@ def test_a_calibration_applies_only_to_the_settings_it_was_made_for(tmp_path):
     assert interval_for(cals, "corners+zoom").q == 3.0  # type: ignore[union-attr]
     assert interval_for(cals, "corners+flips+zoom") is None  # nobody calibrated it: no interval
     assert interval_for({"": _cal("", 4.0)}, "corners+flips+zoom").q == 4.0  # type: ignore[union-attr]
-    conformal.save(_cal("corners+zoom", 5.0), tmp_path / "m.old.interval.json")
+    conformal.save(_cal("full+zoomflip", 5.0), tmp_path / "m.full+zoomflip.interval.json")  # as m.interval.json
     with pytest.raises(ValueError, match="second interval calibration"):
         load_intervals(model)
+
+
+def test_calibration_files_beside_other_models_or_mislabelled_ones(tmp_path):
+    conformal.save(_cal("full+zoomflip"), tmp_path / "m.v2.full+zoomflip.interval.json")  # model m.v2.onnx's
+    conformal.save(_cal("corners+zoom"), tmp_path / "m.v2.interval.json")  # m.v2.onnx's, pre-0.3 style
+    conformal.save(_cal("", 4.0), tmp_path / "m.interval.json")  # pre-0.3: no settings stated
+    assert list(load_intervals(tmp_path / "m.onnx")) == [""]
+    assert sorted(load_intervals(tmp_path / "m.v2.onnx")) == ["corners+zoom", "full+zoomflip"]
+    conformal.save(_cal("", 1.0), tmp_path / "odd[1].onnx.interval.json")  # glob characters in the name
+    conformal.save(_cal("", 1.0), tmp_path / "odd[1].interval.json")
+    assert list(load_intervals(tmp_path / "odd[1].onnx")) == [""]
+    conformal.save(_cal("corners+zoom"), tmp_path / "m.full+zoomflip.interval.json")
+    with pytest.raises(ValueError, match="file name says settings 'full\\+zoomflip'"):
+        load_intervals(tmp_path / "m.onnx")
+
+
+def test_custom_settings_get_no_calibration():
+    assert PipelineConfig().interval_key == "full+zoomflip"
+    assert PipelineConfig(crop_mode="corners").interval_key == "corners+zoom"
+    assert PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0, flip=True)).interval_key == "full+zoomflip"
+    for custom in (PipelineConfig(crop_mode="corners", q=0.5), PipelineConfig(zoom=ZoomSettings(weight=0.5)),
+                   PipelineConfig(threshold=0.4), PipelineConfig(outline="mask")):
+        assert custom.interval_key is None
+    assert interval_for({"full+zoomflip": _cal("full+zoomflip")}, None) is None
 
 
 def test_uncalibrated_settings_give_no_interval(pipe):
@@ -90,7 +115,8 @@ def test_a_too_wide_interval_sends_the_reading_to_review(pipe):
 
 def test_zoom_and_outline_change_the_measurement_but_legacy_settings_remain(pipe):
     img, _ = make_phantom(540, 800, HEADS[1], seed=4)
-    legacy = pipe.with_config(PipelineConfig(zoom=None, outline="mask", robust_fit=False, interval=False))
+    legacy = pipe.with_config(PipelineConfig(crop_mode="corners", zoom=None, outline="mask", robust_fit=False,
+                                             interval=False))
     a, b = measured(pipe, img, 0.1), measured(legacy, img, 0.1)
     assert b.hc_low_mm is None and a.hc_low_mm is not None
     assert a.hc_px != b.hc_px and not np.array_equal(a.probability, b.probability)

@@ -85,6 +85,17 @@ def test_measure_api_returns_one_result_with_units(model_path, phantom_png):
     assert patent.hc_px == pytest.approx(PHANTOM_TRUTH.perimeter_px, rel=0.05)
 
 
+@pytest.mark.parametrize(("config", "passes"), [(PipelineConfig(), 3), (PipelineConfig(crop_mode="corners"), 5),
+                                               (PipelineConfig(crop_mode="corners", zoom=None), 4)])
+def test_network_passes_per_image(model_path, phantom_png, config, passes):
+    pipe = Pipeline(model_path, config)
+    seen: list[int] = []
+    predict = pipe.segmenter.predict
+    pipe.segmenter.predict = lambda crops: seen.append(len(crops)) or predict(crops)  # type: ignore[method-assign]
+    pipe.run(load_image(phantom_png, pixel_size_mm=0.15))
+    assert sum(seen) == passes
+
+
 def test_each_crop_mode_runs_its_own_zoom_pass_unless_told():
     from fetalhc.segmentation import ZOOM_FOR_CROP_MODE, ZoomSettings
 

@@ -75,6 +75,7 @@ def test_measure_returns_reading_and_deidentified_image(client, png_bytes):
     j = r.json()
     res = j["result"]
     assert res["file"] == "upload" and res["hc_mm"] > 0 and res["ga_weeks"] == 22
+    assert res["crop_mode"] == "full+zoomflip" and res["hc_low_mm"] <= res["hc_mm"] <= res["hc_high_mm"]
     assert j["display"]["hc_mm"] == f"{res['hc_mm']:.1f}"
     assert j["flag_list"] == [] and res["status"] == "ok" and j["sr_available"] is False
     back = cv2.imdecode(np.frombuffer(base64.b64decode(j["image"]["png_base64"]), np.uint8), cv2.IMREAD_UNCHANGED)

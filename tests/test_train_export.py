@@ -233,6 +233,18 @@ def test_warm_start_from_a_checkpoint_copies_what_matches(tmp_path):
         assert torch.equal(sep.state_dict()[k], source.state_dict()[k])
     with pytest.raises(ValueError, match="no tensor matches"):
         load_matching_weights(torch.nn.Sequential(torch.nn.Linear(2, 2)), ckpt)
+    with pytest.raises(ValueError, match="no tensor matches"):  # BatchNorm step counters alone are no match
+        load_matching_weights(torch.nn.Sequential(torch.nn.BatchNorm2d(3)), ckpt)
+
+
+def test_a_run_that_froze_batchnorm_passes_that_on(tmp_path):
+    from fetalhc.train.loop import checkpoint_froze_batchnorm
+
+    for name, cfg, frozen in [("imagenet", {"init_from": None, "freeze_bn": False}, False),
+                              ("from_onnx", {"init_from": "m.onnx", "freeze_bn": None}, True),
+                              ("told", {"init_from": None, "freeze_bn": True}, True)]:
+        torch.save({"model": {}, "config": cfg}, tmp_path / f"{name}.pt")
+        assert checkpoint_froze_batchnorm(tmp_path / f"{name}.pt") is frozen
 
 
 def test_training_run_warm_started_from_a_checkpoint_logs_it_and_trains_batch_norm(tmp_path):
@@ -248,9 +260,11 @@ def test_training_run_warm_started_from_a_checkpoint_logs_it_and_trains_batch_no
                       lr=0.0, init_from=str(ckpt))
     state = torch.load(train(cfg), map_location="cpu", weights_only=False)
     log = (tmp_path / "run" / "train.log").read_text()
-    assert "start fresh (decoder)" in log
+    assert "start fresh (in decoder)" in log
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert recorded["pretrained"] is False and recorded["freeze_bn"] is False  # real BatchNorm, not folded
+    # ImageNet weights first (for whatever the checkpoint lacks), the checkpoint's copied over them;
+    # real BatchNorm (not folded), so it trains
+    assert recorded["pretrained"] is True and recorded["freeze_bn"] is False
     assert torch.equal(state["model"]["encoder.stem.0.weight"], source.state_dict()["encoder.stem.0.weight"])
 
 

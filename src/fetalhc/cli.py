@@ -189,8 +189,10 @@ def evaluate(
     data_dir: Annotated[Path | None, typer.Option(help="HC18 folder (default: $FETALHC_DATA or ../shared).")] = None,
     out_dir: Annotated[Path, typer.Option(help="Where per-image CSVs, summary.json and plots go.")] = Path(
         "eval"),
-    modes: Annotated[str, typer.Option(help="Comma-separated: full, corners, corners+flips, corners+full.")] = (
-        "full,corners,corners+flips"),
+    modes: Annotated[str, typer.Option(help="Comma-separated modes of fetalhc.evaluate.MODES: default (0.3: "
+                                            "full+zoomflip), corners (the patent's + zoom), full, corners+flips, "
+                                            "corners+full, corners-legacy, full+zoom, ...")] = (
+        "default,corners,full"),
     limit: Annotated[int | None, typer.Option(help="Score only the first N images.")] = None,
     model: Annotated[Path | None, typer.Option(help="Another ONNX model.")] = None,
     deid: Annotated[bool, typer.Option(help="De-identify first, as measure does (on by default).")] = True,

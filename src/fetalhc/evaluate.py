@@ -29,7 +29,9 @@ from fetalhc.segmentation import ZoomSettings
 
 #: evaluation mode -> pipeline settings
 MODES: dict[str, PipelineConfig] = {
-    "full": PipelineConfig(crop_mode="full"),
+    "default": PipelineConfig(),  # 0.3: full+zoomflip
+    # "full" and "corners" keep their 0.2 meaning: the views + the zoom pass averaged in
+    "full": PipelineConfig(crop_mode="full", zoom=ZoomSettings()),
     "corners": PipelineConfig(crop_mode="corners"),
     "corners+flips": PipelineConfig(crop_mode="corners", flips=True),
     "corners+full": PipelineConfig(crop_mode="corners+full"),
@@ -38,7 +40,6 @@ MODES: dict[str, PipelineConfig] = {
     "corners-legacy": PipelineConfig(crop_mode="corners", zoom=None, outline="mask", robust_fit=False, interval=False),
     "full+zoomflip": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0, flip=True)),
     "full+zoom": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0)),
-    "full+zoomavg": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=0.5)),
 }
 
 ESTIMATORS = {"ellipse": "hc_mm", "contour_cross": "patent_pixel_count_hc_mm", "contour_length": "contour_length_mm"}

@@ -7,7 +7,9 @@ own module; :class:`Pipeline` only composes them and returns one :class:`Outcome
 from __future__ import annotations
 
 import copy
+import glob
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -92,6 +94,18 @@ class PipelineConfig:
         return (self.crop_mode + ("+flips" if self.flips else "")
                 + ("" if z is None else "+zoomflip" if z.flip else "+zoom"))
 
+    @property
+    def interval_key(self) -> str | None:
+        """The settings an interval calibration must have been made for: ``crop_label`` when
+        everything else that moves the HC (Q, zoom blend, threshold, outline, fit, band) is as the
+        crop mode ships it, else None (custom settings: no calibration applies to them)."""
+        standard = PipelineConfig(crop_mode=self.crop_mode, flips=self.flips,
+                                  zoom=self.zoom if self.zoom is None else "auto")
+        same = (self.q, self.zoom_settings, self.threshold, self.outline, self.robust_fit, self.band_thresholds) == (
+            standard.q, standard.zoom_settings, standard.threshold, standard.outline, standard.robust_fit,
+            standard.band_thresholds)
+        return self.crop_label if same else None
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -133,7 +147,7 @@ class Pipeline:
     @property
     def interval(self) -> conformal.IntervalCalibration | None:
         """The interval calibration for these settings (:func:`interval_for`), or None."""
-        return interval_for(self.intervals, self.config.crop_label)
+        return interval_for(self.intervals, self.config.interval_key)
 
     def with_config(self, config: PipelineConfig) -> Pipeline:
         """A pipeline with other settings that shares this one's loaded model."""
@@ -169,14 +183,25 @@ class Pipeline:
         return self.analyse(self.deidentify(image), ga_weeks, input_flags)
 
 
+#: what ``PipelineConfig.crop_label`` can be, e.g. "full+zoomflip", "corners+flips+zoom"
+SETTINGS_LABEL = re.compile(r"(full|corners|corners\+full)(\+flips)?(\+zoom|\+zoomflip)?")
+
+
 def load_intervals(model_path: Path) -> dict[str, conformal.IntervalCalibration]:
-    """The interval calibrations beside the model (``<model>.interval.json`` and
-    ``<model>.<anything>.interval.json``), keyed by the settings each was made for
-    (:attr:`fetalhc.conformal.IntervalCalibration.settings`; "" = not stated). Two files for the
-    same settings are an error: which one applies would be a guess."""
+    """The interval calibrations beside the model, keyed by the settings each was made for
+    (:attr:`fetalhc.conformal.IntervalCalibration.settings`): ``<model>.<settings>.interval.json``
+    (its ``settings`` must be the name's), and ``<model>.interval.json`` (the settings it states,
+    or "" = any settings: a file from before 0.3, when one calibration served every setting).
+    Two files for the same settings, or a file whose name and settings differ, are errors."""
     out: dict[str, conformal.IntervalCalibration] = {}
-    for p in sorted(model_path.parent.glob(f"{model_path.stem}.*interval.json")):
+    stem = model_path.name[: -len(model_path.suffix)] if model_path.suffix else model_path.name
+    for p in sorted(model_path.parent.glob(f"{glob.escape(stem)}.*interval.json")):
+        named = p.name[len(stem) + 1: -len("interval.json")].rstrip(".")  # "" for <model>.interval.json
+        if named and not SETTINGS_LABEL.fullmatch(named):
+            continue  # not a settings label: another model's file (m.v2.interval.json beside m.onnx)
         cal = conformal.load(p)
+        if named and named != cal.settings:
+            raise ValueError(f"{p}: the file name says settings {named!r}, its content {cal.settings!r}")
         if cal.settings in out:
             raise ValueError(f"{p}: a second interval calibration for settings {cal.settings!r}")
         out[cal.settings] = cal
@@ -184,10 +209,13 @@ def load_intervals(model_path: Path) -> dict[str, conformal.IntervalCalibration]
 
 
 def interval_for(intervals: dict[str, conformal.IntervalCalibration],
-                 crop_label: str) -> conformal.IntervalCalibration | None:
-    """The calibration made for these views (``PipelineConfig.crop_label``), else one that states no
-    settings, else None: settings nobody calibrated give no interval rather than another's."""
-    return intervals.get(crop_label, intervals.get(""))
+                 key: str | None) -> conformal.IntervalCalibration | None:
+    """The calibration made for these settings (``PipelineConfig.interval_key``), else one that
+    states no settings (pre-0.3 files), else None: settings nobody calibrated (``key`` None or
+    unknown) give no interval rather than another setting's."""
+    if key is None:
+        return intervals.get("")
+    return intervals.get(key, intervals.get(""))
 
 
 def quality_thresholds(base: QualityThresholds, cal: conformal.IntervalCalibration | None) -> QualityThresholds:

@@ -206,20 +206,32 @@ def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     return int(state["epoch"]), int(state["step"])
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
 def load_matching_weights(model: torch.nn.Module, path: Path) -> tuple[list[str], list[str]]:
     """Copy from the training checkpoint ``path`` every tensor whose name and shape ``model`` shares
-    (e.g. the encoder, ASPP and skip of a trained run into a network with another decoder).
+    (e.g. the encoder, ASPP and skip of a trained run into a network with another decoder; tensors
+    of a changed part that happen to keep their name and shape, such as the separable decoder's
+    last 1x1 convolution, are copied too and train on from there).
 
-    Returns (names copied, names of ``model`` left as they were). Raises ``ValueError`` when nothing
-    matches: that is a different network, not a warm start."""
+    Returns (names copied, names of ``model`` left as they were). Raises ``ValueError`` when no
+    weight matches (BatchNorm's step counters do not count): a different network, not a warm start."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     source = state.get("model", state) if isinstance(state, dict) else state
     own = model.state_dict()
     take = {k: v for k, v in source.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    if not take:
+    if not [k for k in take if not k.endswith("num_batches_tracked")]:
         raise ValueError(f"{path}: no tensor matches the network's names and shapes")
     model.load_state_dict(take, strict=False)
     return sorted(take), sorted(k for k in own if k not in take)
+
+
+def checkpoint_froze_batchnorm(path: Path) -> bool:
+    """Whether the run that wrote ``path`` kept BatchNorm frozen (it started from an ONNX export,
+    whose folded BatchNorm must stay as it is)."""
+    cfg = torch.load(path, map_location="cpu", weights_only=False).get("config") or {}
+    return bool(cfg.get("freeze_bn")) or str(cfg.get("init_from") or "").endswith(".onnx")
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -246,17 +258,25 @@ def train(cfg: TrainConfig) -> Path:
     log.info("loaded %d train / %d val cases in %.0f s; device %s", len(train_s), len(val_s), time.time() - t0,
              device)
 
-    model = build_model(cfg.arch, pretrained=cfg.pretrained and not cfg.init_from)
-    from_checkpoint = bool(cfg.init_from) and Path(str(cfg.init_from)).suffix == ".pt"
+    from_checkpoint = bool(cfg.init_from) and Path(str(cfg.init_from)).suffix in CHECKPOINT_SUFFIXES
+    # ImageNet weights are skipped when starting from an ONNX model; a checkpoint copies over them
+    use_imagenet = cfg.pretrained and (not cfg.init_from or from_checkpoint)
+    model = build_model(cfg.arch, pretrained=use_imagenet)
     if cfg.init_from and from_checkpoint:
         copied, fresh = load_matching_weights(model, Path(cfg.init_from))
-        log.info("initialised %d tensors from %s; %d start fresh (%s)", len(copied), display_path(cfg.init_from),
+        log.info("initialised %d tensors from %s; %d start fresh (in %s)", len(copied), display_path(cfg.init_from),
                  len(fresh), ", ".join(sorted({k.split(".")[0] for k in fresh})) or "none")
     elif cfg.init_from:
         diff = load_onnx_weights(model, Path(cfg.init_from), cfg.input_hw)
         log.info("initialised from %s (max |logit diff| vs ONNX Runtime %.2g)", display_path(cfg.init_from), diff)
-    # an ONNX export has its batch norms folded into the convolutions: keep them frozen
-    freeze_bn = (bool(cfg.init_from) and not from_checkpoint) if cfg.freeze_bn is None else cfg.freeze_bn
+    # an ONNX export has its batch norms folded into the convolutions: keep them frozen (also when
+    # starting from the checkpoint of a run that began so)
+    if cfg.freeze_bn is not None:
+        freeze_bn = cfg.freeze_bn
+    elif from_checkpoint:
+        freeze_bn = checkpoint_froze_batchnorm(Path(str(cfg.init_from)))
+    else:
+        freeze_bn = bool(cfg.init_from)
     model = model.to(device).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     steps_per_epoch = len(train_s) // cfg.batch_size
@@ -267,7 +287,7 @@ def train(cfg: TrainConfig) -> Path:
     paths = ("data_dir", "split_file", "out_dir", "init_from")
     record = {k: display_path(v) if k in paths and v else v for k, v in asdict(cfg).items()}
     # what was used, not what was asked: ImageNet weights are skipped when starting from a model
-    record.update(pretrained=bool(cfg.pretrained and not cfg.init_from), freeze_bn=freeze_bn)
+    record.update(pretrained=bool(use_imagenet), freeze_bn=freeze_bn)
     (out / "config.json").write_text(json.dumps(record, indent=2))
     augment = build_augment()
     rng = random.Random(cfg.seed + start_epoch)
