@@ -87,7 +87,7 @@ def measure(
                          ] = None,
     resume: Annotated[bool, typer.Option(help="Skip files already in --out and append the rest.")] = False,
     precision: Annotated[str | None, typer.Option(help="Shipped model precision: fp32 or int8 "
-                                                  "(default: fp32).")] = None,
+                                                  "(default: int8 since 0.3).")] = None,
 ) -> None:
     """Measure head circumference on images; one result row per image (or DICOM frame)."""
     from fetalhc.archive_cli import measure_archive, wants_archive
