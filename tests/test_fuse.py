@@ -190,3 +190,19 @@ def test_binarize_window_is_binarize_cut_to_its_window():
         assert int(full.sum()) == int(sub.sum())
         np.testing.assert_array_equal(full[y0:y0 + sub.shape[0], x0:x0 + sub.shape[1]], sub)
     assert binarize_window(np.zeros_like(prob), 0.5) is None
+
+
+def test_one_whole_image_crop_fuses_to_itself_bit_for_bit():
+    from fetalhc.crops import crop_boxes, paste_back
+
+    rng = np.random.default_rng(3)
+    (box,) = crop_boxes(800, 540, "full", 0.9, False)
+    prob = rng.random((256, 384), dtype=np.float32)
+    fused = fuse_probabilities([prob], [box], (540, 800))
+    pasted = paste_back(prob, box)
+    acc = np.zeros((540, 800), np.float32) + pasted  # the general definition: sum / count
+    assert fused.dtype == np.float32 and np.array_equal(fused, acc / np.float32(1.0))
+    # a single crop that does not cover the image still leaves the rest at 0
+    (corner,) = [b for b in crop_boxes(800, 540, "corners", 0.9, False) if b.x0 == 0 and b.y0 == 0]
+    part = fuse_probabilities([prob], [corner], (540, 800))
+    assert part[-1, -1] == 0.0 and np.array_equal(part[: corner.y1, : corner.x1], paste_back(prob, corner))

@@ -19,6 +19,11 @@ def fuse_probabilities(
     """
     if len(probs) != len(boxes):
         raise ValueError(f"got {len(probs)} probability maps for {len(boxes)} boxes")
+    h, w = shape_hw
+    if len(boxes) == 1 and (boxes[0].x0, boxes[0].y0, boxes[0].x1, boxes[0].y1) == (0, 0, w, h):
+        # one crop covering the image (the default's whole-image pass): the sum is the crop and the
+        # count 1, so the average is the pasted crop itself, bit for bit (~10 ms less per image)
+        return np.asarray(paste_back(probs[0], boxes[0]), np.float32)
     acc = np.zeros(shape_hw, np.float32)
     count = np.zeros(shape_hw, np.float32)
     for p, b in zip(probs, boxes, strict=True):
