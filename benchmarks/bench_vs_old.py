@@ -154,6 +154,8 @@ def main() -> None:
     kids = {"old": Child(old_tree(args.old) / "src")}
     for entry in args.precisions.split(","):
         prec, _, mode = entry.partition("@")
+        if prec.endswith(".onnx"):
+            prec = str(Path(prec).resolve())  # the children run in /tmp
         kids[f"new-{entry}"] = Child(REPO / "src", prec, mode=mode or None)
     for k in kids.values():
         for p in paths[:2]:

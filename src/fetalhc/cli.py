@@ -239,7 +239,8 @@ def train(
     p_full: Annotated[float, typer.Option(help="Share of whole-image samples.")] = 0.2,
     init_from: Annotated[Path | None, typer.Option(
         help="Fine-tune an exported fp32 .onnx model (BatchNorm frozen) instead of starting from ImageNet, "
-             "or start from a training checkpoint (.pt): every tensor of the same name and shape is copied.")] = None,
+             "or start from a training checkpoint (.pt, .pth, .ckpt): every tensor of the same name and shape is "
+             "copied over the ImageNet weights.")] = None,
 ) -> None:
     """Train a segmentation network on HC18 (needs the train extra: pip install -e '.\\[train]')."""
     from fetalhc.hc18 import default_data_dir

@@ -22,7 +22,7 @@ def fuse_probabilities(
     h, w = shape_hw
     if len(boxes) == 1 and (boxes[0].x0, boxes[0].y0, boxes[0].x1, boxes[0].y1) == (0, 0, w, h):
         # one crop covering the image (the default's whole-image pass): the sum is the crop and the
-        # count 1, so the average is the pasted crop itself, bit for bit (~10 ms less per image)
+        # count 1, so the average is the pasted crop itself, bit for bit (0.07 vs 4.65 ms at 800 x 540)
         return np.asarray(paste_back(probs[0], boxes[0]), np.float32)
     acc = np.zeros(shape_hw, np.float32)
     count = np.zeros(shape_hw, np.float32)

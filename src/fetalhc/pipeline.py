@@ -194,7 +194,7 @@ def load_intervals(model_path: Path) -> dict[str, conformal.IntervalCalibration]
     or "" = any settings: a file from before 0.3, when one calibration served every setting).
     Two files for the same settings, or a file whose name and settings differ, are errors."""
     out: dict[str, conformal.IntervalCalibration] = {}
-    stem = model_path.name[: -len(model_path.suffix)] if model_path.suffix else model_path.name
+    stem = model_path.stem
     for p in sorted(model_path.parent.glob(f"{glob.escape(stem)}.*interval.json")):
         named = p.name[len(stem) + 1: -len("interval.json")].rstrip(".")  # "" for <model>.interval.json
         if named and not SETTINGS_LABEL.fullmatch(named):
@@ -213,9 +213,7 @@ def interval_for(intervals: dict[str, conformal.IntervalCalibration],
     """The calibration made for these settings (``PipelineConfig.interval_key``), else one that
     states no settings (pre-0.3 files), else None: settings nobody calibrated (``key`` None or
     unknown) give no interval rather than another setting's."""
-    if key is None:
-        return intervals.get("")
-    return intervals.get(key, intervals.get(""))
+    return intervals.get(key or "", intervals.get(""))
 
 
 def quality_thresholds(base: QualityThresholds, cal: conformal.IntervalCalibration | None) -> QualityThresholds:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -209,16 +210,19 @@ def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
-def load_matching_weights(model: torch.nn.Module, path: Path) -> tuple[list[str], list[str]]:
-    """Copy from the training checkpoint ``path`` every tensor whose name and shape ``model`` shares
-    (e.g. the encoder, ASPP and skip of a trained run into a network with another decoder; tensors
-    of a changed part that happen to keep their name and shape, such as the separable decoder's
-    last 1x1 convolution, are copied too and train on from there).
+def load_matching_weights(model: torch.nn.Module, path: Path,
+                          state: dict[str, Any] | None = None) -> tuple[list[str], list[str]]:
+    """Copy from the training checkpoint ``path`` (``state``: its content, if already loaded)
+    every tensor whose name and shape ``model`` shares (e.g. the encoder, ASPP and skip of a trained
+    run into a network with another decoder; tensors of a changed part that happen to keep their
+    name and shape, such as the separable decoder's last 1x1 convolution, are copied too and train
+    on from there).
 
     Returns (names copied, names of ``model`` left as they were). Raises ``ValueError`` when no
     weight matches (BatchNorm's step counters do not count): a different network, not a warm start."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    source = state.get("model", state) if isinstance(state, dict) else state
+    if state is None:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    source = state.get("model", state)
     own = model.state_dict()
     take = {k: v for k, v in source.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     if not [k for k in take if not k.endswith("num_batches_tracked")]:
@@ -227,10 +231,10 @@ def load_matching_weights(model: torch.nn.Module, path: Path) -> tuple[list[str]
     return sorted(take), sorted(k for k in own if k not in take)
 
 
-def checkpoint_froze_batchnorm(path: Path) -> bool:
-    """Whether the run that wrote ``path`` kept BatchNorm frozen (it started from an ONNX export,
-    whose folded BatchNorm must stay as it is)."""
-    cfg = torch.load(path, map_location="cpu", weights_only=False).get("config") or {}
+def checkpoint_froze_batchnorm(state: dict[str, Any]) -> bool:
+    """Whether the run that wrote the checkpoint ``state`` kept BatchNorm frozen (it started from an
+    ONNX export, whose folded BatchNorm must stay as it is)."""
+    cfg = state.get("config") or {}
     return bool(cfg.get("freeze_bn")) or str(cfg.get("init_from") or "").endswith(".onnx")
 
 
@@ -262,8 +266,10 @@ def train(cfg: TrainConfig) -> Path:
     # ImageNet weights are skipped when starting from an ONNX model; a checkpoint copies over them
     use_imagenet = cfg.pretrained and (not cfg.init_from or from_checkpoint)
     model = build_model(cfg.arch, pretrained=use_imagenet)
-    if cfg.init_from and from_checkpoint:
-        copied, fresh = load_matching_weights(model, Path(cfg.init_from))
+    source_state: dict[str, Any] = {}
+    if from_checkpoint:
+        source_state = torch.load(str(cfg.init_from), map_location="cpu", weights_only=False)
+        copied, fresh = load_matching_weights(model, Path(str(cfg.init_from)), source_state)
         log.info("initialised %d tensors from %s; %d start fresh (in %s)", len(copied), display_path(cfg.init_from),
                  len(fresh), ", ".join(sorted({k.split(".")[0] for k in fresh})) or "none")
     elif cfg.init_from:
@@ -274,7 +280,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.freeze_bn is not None:
         freeze_bn = cfg.freeze_bn
     elif from_checkpoint:
-        freeze_bn = checkpoint_froze_batchnorm(Path(str(cfg.init_from)))
+        freeze_bn = checkpoint_froze_batchnorm(source_state)
     else:
         freeze_bn = bool(cfg.init_from)
     model = model.to(device).to(memory_format=torch.channels_last)
