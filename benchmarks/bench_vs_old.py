@@ -56,7 +56,8 @@ net = [0.0]
 passes = [0]
 predict = seg.predict
 def timed(crops):
-    t0 = time.perf_counter(); out = predict(crops); net[0] += time.perf_counter() - t0; passes[0] += len(crops)
+    t0 = time.perf_counter(); out = predict(crops); net[0] += time.perf_counter() - t0
+    passes[0] += len(crops) * crops.shape[1] * crops.shape[2] / (seg.input_hw[0] * seg.input_hw[1])
     return out
 seg.predict = timed
 print(json.dumps({"model": seg.info.path.name, "model_path": str(seg.info.path), "ready": True}), flush=True)
@@ -208,7 +209,7 @@ def main() -> None:
               + (f"  new/old median {ratios[name]['median_new_over_old']:.2f} network "
                  f"{ratios[name]['network_new_over_old']:.2f}" if name in ratios else ""))
     for name, r in ratios.items():
-        print(f"{name:22s}: {r['passes_median']:.0f} passes, network / its time at fp32 peak "
+        print(f"{name:22s}: {r['passes_median']:.2f} full-size passes, network / its time at fp32 peak "
               f"{r['network_over_fp32_peak']:.2f}")
     print(f"default precision {DEFAULT_PRECISION}; load {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}")
     if args.json:

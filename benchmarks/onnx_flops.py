@@ -23,7 +23,9 @@ import onnx
 
 
 def conv_macs(model_path: Path, batch: int = 1) -> dict[str, float]:
-    """Multiply-accumulates of the Conv and Gemm/MatMul nodes for one input of ``batch`` images.
+    """Multiply-accumulates of the Conv and Gemm/MatMul nodes for one input of ``batch`` images
+    at the model's training size (its metadata's ``input_hw`` where the graph leaves rows and
+    columns free).
 
     Static shape inference cannot follow this graph's computed paddings, so the output shape of
     every Conv/Gemm/MatMul is read from one ONNX Runtime run (no graph optimisation) with those
@@ -44,7 +46,10 @@ def conv_macs(model_path: Path, batch: int = 1) -> dict[str, float]:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
-    x = np.zeros([batch if not isinstance(d, int) else d for d in inp.shape], np.float32)
+    meta = model_path.with_suffix(".json")
+    hw = json.loads(meta.read_text())["input_hw"] if meta.is_file() else [256, 384]
+    free = [batch, 1, *hw]
+    x = np.zeros([d if isinstance(d, int) else free[i] for i, d in enumerate(inp.shape)], np.float32)
     names = [o.name for o in sess.get_outputs()]
     shapes = dict(zip(names, (list(a.shape) for a in sess.run(names, {inp.name: x})), strict=True))
     macs = 0

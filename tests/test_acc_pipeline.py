@@ -72,7 +72,7 @@ def test_calibration_files_beside_other_models_or_mislabelled_ones(tmp_path):
 
 
 def test_custom_settings_get_no_calibration():
-    assert PipelineConfig().interval_key == "full+zoomflip"
+    assert PipelineConfig().interval_key == "full@0.5+zoomflip"
     assert PipelineConfig(crop_mode="corners").interval_key == "corners+zoom"
     assert PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0, flip=True)).interval_key == "full+zoomflip"
     for custom in (PipelineConfig(crop_mode="corners", q=0.5), PipelineConfig(zoom=ZoomSettings(weight=0.5)),

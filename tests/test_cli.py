@@ -26,7 +26,7 @@ def test_cli_batch_goes_on_past_bad_files(model_path, phantom_png, tmp_path):
     assert list(rows[0]) == list(TABLE_COLUMNS)
     assert [r["file"].endswith(n) for r, n in zip(rows, ["phantom.png", "broken.png"], strict=True)] == [True, True]
     assert rows[0]["error"] == "" and float(rows[0]["hc_mm"]) > 0
-    assert rows[0]["crop_mode"] == "full+zoomflip" and float(rows[0]["hc_low_mm"]) <= float(rows[0]["hc_mm"])
+    assert rows[0]["crop_mode"] == "full@0.5+zoomflip" and float(rows[0]["hc_low_mm"]) <= float(rows[0]["hc_mm"])
     assert "broken.png" in rows[1]["error"] and rows[1]["hc_mm"] == "" and rows[1]["status"] == "failed"
     mask = cv2.imread(str(masks / "phantom_mask.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (540, 800) and set(np.unique(mask)) <= {0, 255}

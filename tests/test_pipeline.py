@@ -79,7 +79,7 @@ def test_measure_api_returns_one_result_with_units(model_path, phantom_png):
     assert r.semi_axis_a_px == r.ellipse.semi_axis_a_px
     assert r.mask is not None and r.mask.shape == (540, 800)
     # default: one whole-image pass finds the head, the zoom pass and its flip measure it
-    assert r.crop_mode == "full+zoomflip" and len(r.crop_hc_px) == 1
+    assert r.crop_mode == "full@0.5+zoomflip" and len(r.crop_hc_px) == 1
     patent = fetalhc.measure(phantom_png, pixel_size_mm=0.15, config=PipelineConfig(crop_mode="corners"))
     assert patent.crop_mode == "corners+zoom" and len(patent.crop_hc_px) == 4
     assert patent.hc_px == pytest.approx(PHANTOM_TRUTH.perimeter_px, rel=0.05)
@@ -100,7 +100,8 @@ def test_each_crop_mode_runs_its_own_zoom_pass_unless_told():
     from fetalhc.segmentation import ZOOM_FOR_CROP_MODE, ZoomSettings
 
     assert PipelineConfig().crop_mode == "full"
-    assert PipelineConfig().zoom_settings == ZoomSettings(weight=1.0, flip=True) == ZOOM_FOR_CROP_MODE["full"]
+    assert PipelineConfig().zoom_settings == ZOOM_FOR_CROP_MODE["full"] == ZoomSettings(
+        weight=1.0, flip=True, locate_scale=0.5, refine_iou=0.85)
     assert PipelineConfig(crop_mode="corners").zoom_settings == ZoomSettings()
     # "auto" follows the crop mode through replace(); explicit settings and None stay as given
     assert dataclasses.replace(PipelineConfig(), crop_mode="corners").crop_label == "corners+zoom"
@@ -132,7 +133,7 @@ def test_blank_image_finds_no_head(model_path):
     assert any(f.startswith("no_head_found") for f in r.flags)
 
 
-@pytest.mark.parametrize(("mode", "label"), [("corners", "corners+flips+zoom"), ("full", "full+flips+zoomflip"),
+@pytest.mark.parametrize(("mode", "label"), [("corners", "corners+flips+zoom"), ("full", "full+flips@0.5+zoomflip"),
                                              ("corners+full", "corners+full+flips+zoom")])
 def test_crop_modes_agree_on_a_clear_phantom(model_path, phantom_png, mode, label):
     a = fetalhc.measure(phantom_png, 0.15)

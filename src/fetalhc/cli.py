@@ -189,8 +189,9 @@ def evaluate(
     data_dir: Annotated[Path | None, typer.Option(help="HC18 folder (default: $FETALHC_DATA or ../shared).")] = None,
     out_dir: Annotated[Path, typer.Option(help="Where per-image CSVs, summary.json and plots go.")] = Path(
         "eval"),
-    modes: Annotated[str, typer.Option(help="Comma-separated modes of fetalhc.evaluate.MODES: default (0.3: "
-                                            "full+zoomflip), corners (the patent's + zoom), full, corners+flips, "
+    modes: Annotated[str, typer.Option(help="Comma-separated modes of fetalhc.evaluate.MODES: default (0.4: "
+                                            "full@0.5+zoomflip), full+zoomflip (0.3's default), corners (the "
+                                            "patent's + zoom), full, corners+flips, "
                                             "corners+full, corners-legacy, full+zoom, ...")] = (
         "default,corners,full"),
     limit: Annotated[int | None, typer.Option(help="Score only the first N images.")] = None,

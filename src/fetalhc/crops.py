@@ -41,8 +41,9 @@ class CropMode(StrEnum):
 
 
 #: what ``measure``, the API and the page use unless told otherwise (since 0.3): one whole-image
-#: pass finds the head, the zoom pass and its flipped twin measure it (3 passes; the patent's four
-#: corners + zoom take 5 for the same accuracy, docs/accuracy.md)
+#: pass finds the head (since 0.4 at half the network's size), the zoom pass and its flipped twin
+#: measure it (2.25 full-size passes; the patent's four corners + zoom take 5 for the same
+#: accuracy, docs/accuracy.md)
 DEFAULT_CROP_MODE = CropMode.FULL.value
 
 

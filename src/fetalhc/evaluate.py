@@ -29,7 +29,7 @@ from fetalhc.segmentation import ZoomSettings
 
 #: evaluation mode -> pipeline settings
 MODES: dict[str, PipelineConfig] = {
-    "default": PipelineConfig(),  # 0.3: full+zoomflip
+    "default": PipelineConfig(),  # 0.4: full@0.5+zoomflip (half-size locate pass, self-checked zoom)
     # "full" and "corners" keep their 0.2 meaning: the views + the zoom pass averaged in
     "full": PipelineConfig(crop_mode="full", zoom=ZoomSettings()),
     "corners": PipelineConfig(crop_mode="corners"),
@@ -38,7 +38,7 @@ MODES: dict[str, PipelineConfig] = {
     "corners+full+flips": PipelineConfig(crop_mode="corners+full", flips=True),
     # before 0.2 (issue 9): no zoom pass, ellipse fitted to the smoothed mask, no interval
     "corners-legacy": PipelineConfig(crop_mode="corners", zoom=None, outline="mask", robust_fit=False, interval=False),
-    "full+zoomflip": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0, flip=True)),
+    "full+zoomflip": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0, flip=True)),  # 0.3's default
     "full+zoom": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0)),
 }
 

@@ -21,7 +21,7 @@ from fetalhc.image import UltrasoundImage
 from fetalhc.measurement import Measurement, measure
 from fetalhc.quality import QualityThresholds, Verdict, assess
 from fetalhc.segment import OrtMemory, Segmenter
-from fetalhc.segmentation import ZOOM_FOR_CROP_MODE, Segmentation, ZoomSettings, segment
+from fetalhc.segmentation import STANDARD_ZOOMS, ZOOM_FOR_CROP_MODE, Segmentation, ZoomSettings, segment
 
 
 @dataclass(frozen=True)
@@ -89,21 +89,22 @@ class PipelineConfig:
 
     @property
     def crop_label(self) -> str:
-        """The views as results record them, e.g. "corners+zoom" or "full+zoomflip"."""
+        """The views as results record them, e.g. "corners+zoom", "full+zoomflip" or (0.4's
+        default, a half-size locate pass) "full@0.5+zoomflip"."""
         z = self.zoom_settings
-        return (self.crop_mode + ("+flips" if self.flips else "")
-                + ("" if z is None else "+zoomflip" if z.flip else "+zoom"))
+        return self.crop_mode + ("+flips" if self.flips else "") + ("" if z is None else z.label)
 
     @property
     def interval_key(self) -> str | None:
         """The settings an interval calibration must have been made for: ``crop_label`` when
-        everything else that moves the HC (Q, zoom blend, threshold, outline, fit, band) is as the
-        crop mode ships it, else None (custom settings: no calibration applies to them)."""
-        standard = PipelineConfig(crop_mode=self.crop_mode, flips=self.flips,
-                                  zoom=self.zoom if self.zoom is None else "auto")
-        same = (self.q, self.zoom_settings, self.threshold, self.outline, self.robust_fit, self.band_thresholds) == (
-            standard.q, standard.zoom_settings, standard.threshold, standard.outline, standard.robust_fit,
-            standard.band_thresholds)
+        everything else that moves the HC (Q, zoom pass, threshold, outline, fit, band) is as the
+        crop mode ships it (the zoom: one of ``segmentation.STANDARD_ZOOMS``, or none), else None
+        (custom settings: no calibration applies to them)."""
+        z = self.zoom_settings
+        standard = PipelineConfig(crop_mode=self.crop_mode)
+        same = (z is None or z in STANDARD_ZOOMS[self.crop_mode]) and (
+            self.q, self.threshold, self.outline, self.robust_fit, self.band_thresholds) == (
+            standard.q, standard.threshold, standard.outline, standard.robust_fit, standard.band_thresholds)
         return self.crop_label if same else None
 
 
@@ -184,7 +185,7 @@ class Pipeline:
 
 
 #: what ``PipelineConfig.crop_label`` can be, e.g. "full+zoomflip", "corners+flips+zoom"
-SETTINGS_LABEL = re.compile(r"(full|corners|corners\+full)(\+flips)?(\+zoom|\+zoomflip)?")
+SETTINGS_LABEL = re.compile(r"(full|corners|corners\+full)(\+flips)?((@0\.[0-9]+)?(\+zoom|\+zoomflip))?")
 
 
 def load_intervals(model_path: Path) -> dict[str, conformal.IntervalCalibration]:

@@ -20,11 +20,13 @@ from numpy.typing import NDArray
 
 MODEL_NAME = "fetalhc_deeplabv3plus_effl0"
 PRECISIONS = ("fp32", "int8")
-#: the precision used when none is asked for (issue 11's rule, docs/speed.md): int8 since 0.3, with
-#: the 0.3 default views its ADF is 1.76 mm, fp32's 1.74 (paired +0.03, CI -0.03..+0.09) and 0.2's
-#: default's 1.76 (docs/results/full_zoomflip/)
+#: the precision used when none is asked for (issue 11's rule, docs/speed.md): int8 since 0.3; with
+#: 0.4's default views its ADF is 1.73 mm, fp32's 1.73 (paired -0.003, CI -0.08..+0.07), and 0.3's
+#: shipped default's 1.76 (docs/results/coarse/)
 DEFAULT_PRECISION = "int8"
 DEVICES = ("auto", "cpu", "cuda")
+#: the network's output stride: a model with free spatial dims takes any multiple of it (pixels)
+STRIDE_PX = 32
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,9 @@ class OrtMemory:
 
     Attributes:
         arena: keep freed CPU memory in ONNX Runtime's arena for the next call.
-        mem_pattern: pre-plan one block per input shape from the first call's allocations
-            (one shape: :meth:`Segmenter.predict` runs one crop per call).
+        mem_pattern: pre-plan the allocations of each input shape from its first call
+            (:meth:`Segmenter.predict` runs one crop per call; two shapes at most by default:
+            the network's size and the coarse locate pass's).
     """
 
     arena: bool = True
@@ -146,17 +149,31 @@ class Segmenter:
         providers = choose_providers(ort.get_available_providers(), device)
         self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         self.providers: list[str] = list(self._session.get_providers())
-        self._input = self._session.get_inputs()[0].name
+        first = self._session.get_inputs()[0]
+        self._input = first.name
+        #: whether the model's rows and columns are symbolic (exports since 0.4, and the shipped
+        #: models): it then takes any multiple of STRIDE_PX, not only ``input_hw``
+        self.free_hw: bool = not all(isinstance(d, int) for d in first.shape[2:4])
 
     @property
     def input_hw(self) -> tuple[int, int]:
-        """Network input size (rows, columns) in pixels."""
+        """Network input size (rows, columns) in pixels: the size it was trained at."""
         return self.info.input_hw
 
+    def accepts(self, hw: tuple[int, int]) -> bool:
+        """Whether crops of ``hw`` (rows, columns) pixels can be fed: the training size, or with
+        free spatial dims any positive multiple of :data:`STRIDE_PX`."""
+        if tuple(hw) == self.input_hw:
+            return True
+        return self.free_hw and all(v > 0 and v % STRIDE_PX == 0 for v in hw)
+
     def predict(self, crops: NDArray[np.uint8]) -> NDArray[np.float32]:
-        """Head probabilities (N, H, W) for grey crops (N, H, W) uint8 of the input size."""
-        if crops.ndim != 3 or tuple(crops.shape[1:]) != self.input_hw:
-            raise ValueError(f"crops must have shape (N, {self.input_hw[0]}, {self.input_hw[1]}), got {crops.shape}")
+        """Head probabilities (N, H, W) for grey crops (N, H, W) uint8 of a size the model
+        :meth:`accepts` (the input size; with free spatial dims, multiples of 32 too)."""
+        if crops.ndim != 3 or not self.accepts((int(crops.shape[1]), int(crops.shape[2]))):
+            what = "of its input size or a multiple of 32" if self.free_hw else "of its fixed input size"
+            raise ValueError(f"{self.info.path.name}: crops must have shape (N, H, W) {what} "
+                             f"{self.input_hw}, got {crops.shape}")
         # one call per crop: on an idle 2-core machine 161 ms for four fp32 crops against 195 ms in
         # one batched call (int8: 95 vs 125 ms), and a single input shape for the memory planner
         # (benchmarks/bench_ort.py, benchmarks/ort_tuning.json; docs/speed.md)

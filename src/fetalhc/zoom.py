@@ -37,6 +37,19 @@ class ZoomBox:
         return self.y1 - self.y0
 
 
+def box_iou(a: ZoomBox, b: ZoomBox) -> float:
+    """Intersection over union of two boxes (areas in pixels; 0 when they do not meet).
+
+    >>> box_iou(ZoomBox(0, 0, 10, 10), ZoomBox(5, 0, 15, 10))
+    0.3333333333333333
+    """
+    ix = max(0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    iy = max(0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    inter = ix * iy
+    union = a.width_px * a.height_px + b.width_px * b.height_px - inter
+    return inter / union if union > 0 else 0.0
+
+
 def mask_bbox(mask: NDArray[np.generic]) -> tuple[int, int, int, int] | None:
     """Bounding box (x0, y0, x1, y1), end-exclusive pixels, of the pixels above 0; None if empty."""
     return nonzero_window(np.asarray(mask) > 0)

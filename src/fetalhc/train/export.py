@@ -12,9 +12,13 @@ import torch
 from fetalhc.segment import check_overwrite, sha256_of
 from fetalhc.train.network import build_model
 
+#: the symbolic input / output axes of an exported model: batch, rows and columns are free, so the
+#: one file serves the network's training size and the coarse locate pass (segmentation.ZoomSettings)
+DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
+
 
 def export_onnx(checkpoint: Path, out: Path, opset: int = 17, force: bool = False) -> Path:
-    """Write ``out`` (ONNX, dynamic batch) and ``out.with_suffix('.json')``; check that ONNX
+    """Write ``out`` (ONNX, dynamic batch, height and width) and ``out.with_suffix('.json')``; check that ONNX
     Runtime reproduces torch's output on a random input (max abs logit difference < 1e-3).
     An existing ``out`` is replaced only with ``force`` (:func:`check_overwrite`)."""
     import onnxruntime as ort
@@ -30,7 +34,7 @@ def export_onnx(checkpoint: Path, out: Path, opset: int = 17, force: bool = Fals
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".onnx.tmp")
     torch.onnx.export(model, (x,), str(tmp), input_names=["image"], output_names=["logits"],
-                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+                      dynamic_axes={"image": DYNAMIC_AXES, "logits": DYNAMIC_AXES}, opset_version=opset,
                       dynamo=False)
     sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
     with torch.no_grad():
@@ -56,3 +60,30 @@ def export_onnx(checkpoint: Path, out: Path, opset: int = 17, force: bool = Fals
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
+
+
+def free_spatial_dims(model: Path, out: Path) -> Path:
+    """Copy the ONNX ``model`` to ``out`` with its input and output rows and columns made symbolic
+    ("height", "width"; weights and nodes untouched), for models exported before 0.4 with a fixed
+    size. Its metadata JSON goes beside ``out`` with the new SHA-256. The graph must size its
+    resizes from its tensors' shapes (as torch exports of :mod:`fetalhc.train.network` do);
+    ONNX Runtime then runs it at any multiple of the network's stride."""
+    import onnx
+
+    m = onnx.load(str(model))
+    for value in (*m.graph.input, *m.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        for axis in (2, 3):
+            dims[axis].Clear()
+            dims[axis].dim_param = DYNAMIC_AXES[axis]
+    del m.graph.value_info[:]  # shapes inferred for the fixed size would contradict the free ones
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".onnx.tmp")
+    onnx.save(m, str(tmp))
+    tmp.replace(out)
+    meta = json.loads(model.with_suffix(".json").read_text())
+    meta["sha256"] = sha256_of(out)
+    meta["name"] = out.stem
+    meta["spatial_dims"] = "free (height, width); made by fetalhc.train.export.free_spatial_dims"
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return out
