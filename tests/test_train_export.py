@@ -11,9 +11,10 @@ torch = pytest.importorskip("torch", reason="training needs the train extra (pip
 
 from fetalhc.ellipse import Ellipse  # noqa: E402
 from fetalhc.phantom import make_phantom  # noqa: E402
-from fetalhc.segment import ModelError, Segmenter  # noqa: E402
+from fetalhc.segment import ModelError, Segmenter, sha256_of  # noqa: E402
+from fetalhc.segmentation import ZoomSettings, segment  # noqa: E402
 from fetalhc.train.dataset import Sample, build_augment, make_pair, random_box  # noqa: E402
-from fetalhc.train.export import export_onnx  # noqa: E402
+from fetalhc.train.export import export_onnx, free_spatial_dims  # noqa: E402
 from fetalhc.train.loop import TrainConfig  # noqa: E402
 from fetalhc.train.network import build_model  # noqa: E402
 
@@ -60,6 +61,8 @@ def test_export_writes_checked_model(tmp_path):
     assert seg.input_hw == (64, 96)
     p = seg.predict(np.zeros((2, 64, 96), np.uint8))
     assert p.shape == (2, 64, 96) and np.all((p >= 0) & (p <= 1))
+    # rows and columns are free: the coarse locate pass's half size runs on the same file
+    assert seg.free_hw and seg.predict(np.zeros((1, 32, 64), np.uint8)).shape == (1, 32, 64)
     with pytest.raises(ValueError, match="crops must have shape"):
         seg.predict(np.zeros((1, 10, 10), np.uint8))
     data = bytearray(onnx_path.read_bytes())
@@ -67,6 +70,28 @@ def test_export_writes_checked_model(tmp_path):
     onnx_path.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="checksum"):
         Segmenter(onnx_path)
+
+
+def test_a_fixed_size_model_refuses_the_coarse_pass_until_its_dims_are_freed(tmp_path):
+    model = build_model("deeplabv3plus-effl0", pretrained=False).eval()
+    fixed = tmp_path / "fixed.onnx"
+    torch.onnx.export(model, (torch.rand(1, 1, 64, 96),), str(fixed), input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+    fixed.with_suffix(".json").write_text(json.dumps({"name": "fixed", "version": "1", "arch": "deeplabv3plus-effl0",
+                                                      "input_hw": [64, 96], "sha256": sha256_of(fixed)}))
+    img = np.random.default_rng(0).integers(0, 256, (120, 180), dtype=np.uint8)
+    coarse = ZoomSettings(weight=1.0, locate_scale=0.5)
+    seg = Segmenter(fixed)
+    assert not seg.free_hw and seg.accepts((64, 96)) and not seg.accepts((32, 64))
+    with pytest.raises(ValueError, match="fixed input size"):
+        segment(img, seg, "full", zoom=coarse)
+    freed = Segmenter(free_spatial_dims(fixed, tmp_path / "freed.onnx"))
+    assert freed.free_hw and freed.accepts((32, 64)) and not freed.accepts((33, 64))
+    assert json.loads((tmp_path / "freed.json").read_text())["input_hw"] == [64, 96]
+    crops = np.random.default_rng(1).integers(0, 256, (2, 64, 96), dtype=np.uint8)
+    np.testing.assert_allclose(freed.predict(crops), seg.predict(crops), atol=1e-5)  # same weights, same output
+    out = segment(img, freed, "full", zoom=coarse)
+    assert out.crop_probs[0].shape == (32, 64) and out.probability.shape == img.shape  # locate_hw((64, 96), 0.5)
 
 
 def _fake_hc18(root, n=6):
