@@ -90,8 +90,11 @@ def test_a_fixed_size_model_refuses_the_coarse_pass_until_its_dims_are_freed(tmp
     assert json.loads((tmp_path / "freed.json").read_text())["input_hw"] == [64, 96]
     crops = np.random.default_rng(1).integers(0, 256, (2, 64, 96), dtype=np.uint8)
     np.testing.assert_allclose(freed.predict(crops), seg.predict(crops), atol=1e-5)  # same weights, same output
+    shapes: list[tuple[int, ...]] = []
+    predict = freed.predict
+    freed.predict = lambda crops: shapes.append(crops.shape) or predict(crops)  # type: ignore[method-assign]
     out = segment(img, freed, "full", zoom=coarse)
-    assert out.crop_probs[0].shape == (32, 64) and out.probability.shape == img.shape  # locate_hw((64, 96), 0.5)
+    assert shapes[0] == (1, 32, 64) and out.probability.shape == img.shape  # locate_hw((64, 96), 0.5) first
 
 
 def _fake_hc18(root, n=6):
