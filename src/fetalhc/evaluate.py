@@ -46,7 +46,8 @@ ESTIMATORS = {"ellipse": "hc_mm", "contour_cross": "patent_pixel_count_hc_mm", "
 
 CASE_COLUMNS = ("file", "patient", "pixel_size_mm", "hc_ref_mm", "hc_mm", "patent_pixel_count_hc_mm",
                 "contour_length_mm", "dice", "jaccard", "hausdorff_mm", "abs_err_mm", "hc_band_mm", "edge_confidence",
-                "crop_hc_spread", "status", "flags", "hc_low_mm", "hc_high_mm", "dice_ellipse", "hausdorff_ellipse_mm")
+                "crop_hc_spread", "status", "flags", "hc_low_mm", "hc_high_mm", "dice_ellipse", "hausdorff_ellipse_mm",
+                "network_passes", "zoom_boxes")
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -62,6 +63,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "hausdorff_mm_mean": float(np.mean([min(r["hausdorff_mm"], 1e3) for r in rows])),
         "dice_ellipse_mean": float(np.mean([r.get("dice_ellipse", 0.0) for r in rows])),
         "hausdorff_ellipse_mm_mean": float(np.mean([min(r.get("hausdorff_ellipse_mm", 1e3), 1e3) for r in rows])),
+        # how many images took how many network calls per crop, and how many were zoomed twice
+        # (the default: 3 = coarse pass + zoom + flip, 4 = a full-size second look, 5 = zoomed again)
+        "images_by_network_passes": _count(rows, "network_passes"),
+        "images_by_zoom_boxes": _count(rows, "zoom_boxes"),
     }
     for name, col in ESTIMATORS.items():
         auto = np.array([r[col] for r in ok], float)
@@ -87,6 +92,12 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for lo, hi in bins if (sel := [r for r in ok if lo <= r["hc_ref_mm"] < hi])
     }
     return out
+
+
+def _count(rows: list[dict[str, Any]], col: str) -> dict[str, int]:
+    """How many rows have each value of ``col`` (keys as text, sorted; rows without it left out)."""
+    values = sorted(int(r[col]) for r in rows if r.get(col) is not None)
+    return {str(v): values.count(v) for v in dict.fromkeys(values)}
 
 
 def bland_altman_png(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -168,7 +179,10 @@ def evaluate_modes(pipes: dict[str, Pipeline], data_dir: Path, files: list[str],
         ref, _ = reference_mask(ann)
         clean = next(iter(pipes.values())).deidentify(img)  # all modes share the de-identification
         for mode, pipe in pipes.items():
-            rows[mode].append(case_row(assemble(pipe.analyse(clean)), case, ref))
+            outcome = pipe.analyse(clean)
+            seg = outcome.segmentation
+            rows[mode].append({**case_row(assemble(outcome), case, ref), "network_passes": seg.passes,
+                               "zoom_boxes": len(seg.zoom_boxes)})
         if progress is not None and task is not None:
             progress.advance(task)
     return rows

@@ -29,7 +29,8 @@ class Segmentation:
         crop_probs: each crop's probability at network resolution (rows, columns of the network input).
         zoom_boxes: the zoom boxes segmented, in input-image pixels, in order (the last one
             counts; two when the zoom pass was refined); empty without a zoom pass.
-        passes: network passes (crops fed, flipped twins included) this image took.
+        passes: network calls this image took, one per crop fed (flipped twins included; a
+            half-size locate pass counts one, as a full-size one).
     """
 
     probability: NDArray[np.float32]
