@@ -49,6 +49,9 @@ class MeanOfModels:
     def input_hw(self) -> tuple[int, int]:
         return self.members[0].input_hw
 
+    def accepts(self, hw: tuple[int, int]) -> bool:
+        return all(m.accepts(hw) for m in self.members)
+
     def predict(self, crops: NDArray[np.uint8]) -> NDArray[np.float32]:
         out = self.members[0].predict(crops)
         for m in self.members[1:]:

@@ -87,7 +87,8 @@ def test_a_coarse_pass_that_finds_nothing_is_done_again_at_full_size(seg, small_
 
 
 def _part_of_the_head(p):
-    """A coarse map that found only the head's left part (a disc about x 280-340, y 175-270)."""
+    """A coarse map that found only the head's left part (a disc of radius ~25 image pixels at
+    x 310, y 222; the head spans x 280-520, y 175-365)."""
     out = np.zeros_like(p)
     cv2.circle(out, (int(310 / 800 * p.shape[1]), int(222 / 540 * p.shape[0])), 6, 1.0, -1)
     return out
@@ -123,6 +124,23 @@ def test_settings_labels_and_calibration_keys_tell_the_defaults_apart():
     # a coarse pass without the self-check has the default's label but was never calibrated
     assert PipelineConfig(zoom=replace(DEFAULT, refine_iou=0.0)).interval_key is None
     assert SETTINGS_LABEL.fullmatch("full@0.5+zoomflip") and not SETTINGS_LABEL.fullmatch("full@0.5")
+
+
+def test_calibratable_zooms_have_labels_of_their_own():
+    from fetalhc.segmentation import STANDARD_ZOOMS
+
+    for mode, zooms in STANDARD_ZOOMS.items():
+        labels = [PipelineConfig(crop_mode=mode, zoom=z).crop_label for z in zooms]
+        assert len(set(labels)) == len(labels), labels
+        assert all(SETTINGS_LABEL.fullmatch(label) for label in labels)
+
+
+def test_corner_crops_can_find_the_head_at_half_size_too(seg, large_head):
+    spy = Spy(seg)
+    out = segment(large_head, spy, "corners", zoom=replace(DEFAULT, flip=False))
+    assert spy.shapes == [(4, 128, 192), (1, 256, 384)] and out.passes == 5
+    ref = segment(large_head, seg, "corners", zoom=ZoomSettings(weight=1.0))
+    assert _hc_px(out.mask) == pytest.approx(_hc_px(ref.mask), rel=0.01)
 
 
 def test_locate_size_is_a_multiple_of_the_stride():

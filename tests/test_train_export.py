@@ -11,8 +11,9 @@ torch = pytest.importorskip("torch", reason="training needs the train extra (pip
 
 from fetalhc.ellipse import Ellipse  # noqa: E402
 from fetalhc.phantom import make_phantom  # noqa: E402
+from fetalhc.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from fetalhc.segment import ModelError, Segmenter, sha256_of  # noqa: E402
-from fetalhc.segmentation import ZoomSettings, segment  # noqa: E402
+from fetalhc.segmentation import ZOOM_FOR_CROP_MODE, ZoomSettings, segment  # noqa: E402
 from fetalhc.train.dataset import Sample, build_augment, make_pair, random_box  # noqa: E402
 from fetalhc.train.export import export_onnx, free_spatial_dims  # noqa: E402
 from fetalhc.train.loop import TrainConfig  # noqa: E402
@@ -85,7 +86,15 @@ def test_a_fixed_size_model_refuses_the_coarse_pass_until_its_dims_are_freed(tmp
     assert not seg.free_hw and seg.accepts((64, 96)) and not seg.accepts((32, 64))
     with pytest.raises(ValueError, match="fixed input size"):
         segment(img, seg, "full", zoom=coarse)
+    # a pipeline with the default settings runs such a model with 0.3's full-size finding pass and
+    # says so in every row; asking for the coarse pass explicitly fails once, at construction
+    assert Pipeline(fixed).config.crop_label == "full+zoomflip"
+    with pytest.raises(ModelError, match="fixed input size"):
+        Pipeline(fixed, PipelineConfig(zoom=ZOOM_FOR_CROP_MODE["full"]))
+    with pytest.raises(FileExistsError):
+        free_spatial_dims(fixed, fixed)  # in place only with force
     freed = Segmenter(free_spatial_dims(fixed, tmp_path / "freed.onnx"))
+    assert Pipeline(freed.info.path).config.crop_label == "full@0.5+zoomflip"
     assert freed.free_hw and freed.accepts((32, 64)) and not freed.accepts((33, 64))
     assert json.loads((tmp_path / "freed.json").read_text())["input_hw"] == [64, 96]
     crops = np.random.default_rng(1).integers(0, 256, (2, 64, 96), dtype=np.uint8)
@@ -328,3 +337,44 @@ def test_outline_loss_punishes_errors_at_the_outline_more_than_ce():
     assert float(out_edge) > 3 * float(out_far)
     with pytest.raises(ValueError, match="loss must be one of"):
         train_loss(logits, y, "dice")
+
+
+def _fixed_resize_model(path):
+    """A graph that ignores its input's size: it resizes to a constant 64 x 96 whatever comes in."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    sizes = helper.make_tensor("sizes", TensorProto.INT64, [4], [1, 1, 64, 96])
+    nodes = [helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+             helper.make_node("Resize", ["pooled", "", "", "sizes"], ["logits"], mode="nearest")]
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 64, 96])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1, 64, 96])
+    graph = helper.make_graph(nodes, "fixed", [image], [logits], [sizes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    path.with_suffix(".json").write_text(json.dumps({"name": path.stem, "version": "1", "arch": "test",
+                                                     "input_hw": [64, 96], "sha256": sha256_of(path)}))
+    return model
+
+
+def test_a_graph_that_ignores_its_input_size_is_not_freed_and_not_trusted(tmp_path):
+    fixed = tmp_path / "resize.onnx"
+    model = _fixed_resize_model(fixed)
+    with pytest.raises(ValueError, match="does not follow its input's size"):
+        free_spatial_dims(fixed, tmp_path / "freed.onnx")
+    assert not (tmp_path / "freed.onnx").exists()
+    # freed by hand anyway: predict refuses an output of the wrong size instead of mis-pasting it
+    import onnx
+
+    for value in (*model.graph.input, *model.graph.output):
+        for axis in (2, 3):
+            value.type.tensor_type.shape.dim[axis].dim_param = "hw"[axis - 2]
+    forced = tmp_path / "forced.onnx"
+    onnx.save(model, str(forced))
+    forced.with_suffix(".json").write_text(json.dumps({"name": "forced", "version": "1", "arch": "test",
+                                                       "input_hw": [64, 96], "sha256": sha256_of(forced)}))
+    seg = Segmenter(forced)
+    assert seg.free_hw and seg.predict(np.zeros((1, 64, 96), np.uint8)).shape == (1, 64, 96)
+    with pytest.raises(ModelError, match="does not follow its input's size"):
+        seg.predict(np.zeros((1, 32, 64), np.uint8))

@@ -73,7 +73,8 @@ def measure(
     sr_dir: Annotated[Path | None, typer.Option(
         help="Write a DICOM SR <stem>_sr.dcm per measured DICOM image or frame here (not for diagnostic use).")] = None,
     crop_mode: Annotated[str, typer.Option(
-        help="full (one whole-image pass finds the head, the zoom pass and its flip measure it: 3 passes), "
+        help="full (one whole-image pass at half size finds the head, the zoom pass and its flip measure it: "
+             "3 passes), "
              "corners (the patent's four Q crops + zoom pass: 5 passes), or corners+full.")] = DEFAULT_CROP_MODE,
     q: Annotated[float, typer.Option(help="Corner crop scale Q (the patent's 0.9).")] = 0.9,
     flips: Annotated[bool, typer.Option(help="Also segment left-right flipped crops.")] = False,

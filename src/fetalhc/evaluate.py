@@ -40,6 +40,9 @@ MODES: dict[str, PipelineConfig] = {
     "corners-legacy": PipelineConfig(crop_mode="corners", zoom=None, outline="mask", robust_fit=False, interval=False),
     "full+zoomflip": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0, flip=True)),  # 0.3's default
     "full+zoom": PipelineConfig(crop_mode="full", zoom=ZoomSettings(weight=1.0)),
+    # 0.4's default without the zoom's self-check (refine_iou=0): what the check is worth
+    "full@0.5+zoomflip-unchecked": PipelineConfig(crop_mode="full", zoom=ZoomSettings(
+        weight=1.0, flip=True, locate_scale=0.5)),
 }
 
 ESTIMATORS = {"ellipse": "hc_mm", "contour_cross": "patent_pixel_count_hc_mm", "contour_length": "contour_length_mm"}
@@ -63,8 +66,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "hausdorff_mm_mean": float(np.mean([min(r["hausdorff_mm"], 1e3) for r in rows])),
         "dice_ellipse_mean": float(np.mean([r.get("dice_ellipse", 0.0) for r in rows])),
         "hausdorff_ellipse_mm_mean": float(np.mean([min(r.get("hausdorff_ellipse_mm", 1e3), 1e3) for r in rows])),
-        # how many images took how many network calls per crop, and how many were zoomed twice
-        # (the default: 3 = coarse pass + zoom + flip, 4 = a full-size second look, 5 = zoomed again)
+        # how many images took how many network calls, and how many were zoomed twice (the default:
+        # 3 = half-size pass + zoom + flip, 4 = + a full-size second look, 5 = zoomed again, 6 = both;
+        # 2 = no head found anywhere)
         "images_by_network_passes": _count(rows, "network_passes"),
         "images_by_zoom_boxes": _count(rows, "zoom_boxes"),
     }

@@ -20,8 +20,8 @@ from fetalhc.deid import deidentify_pixels
 from fetalhc.image import UltrasoundImage
 from fetalhc.measurement import Measurement, measure
 from fetalhc.quality import QualityThresholds, Verdict, assess
-from fetalhc.segment import OrtMemory, Segmenter
-from fetalhc.segmentation import STANDARD_ZOOMS, ZOOM_FOR_CROP_MODE, Segmentation, ZoomSettings, segment
+from fetalhc.segment import ModelError, OrtMemory, Segmenter
+from fetalhc.segmentation import STANDARD_ZOOMS, ZOOM_FOR_CROP_MODE, Segmentation, ZoomSettings, locate_hw, segment
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,9 @@ class PipelineConfig:
             uncertainty band ``hc_band_mm`` (see :func:`fetalhc.measurement.hc_band_px`).
         quality: limits of the quality checks (reports print the ones used).
         zoom: after the crops, segment the head's box once more (:class:`ZoomSettings`: margin,
-            least image pixels per network pixel, blend weight, flipped twin); "auto" = the crop
-            mode's own (:data:`fetalhc.segmentation.ZOOM_FOR_CROP_MODE`), ``None`` = no zoom pass.
+            least image pixels per network pixel, blend weight, flipped twin, size of the finding
+            pass, self-check); "auto" = the crop mode's own
+            (:data:`fetalhc.segmentation.ZOOM_FOR_CROP_MODE`), ``None`` = no zoom pass.
         outline: "probability" fits the clinical ellipse to the fused probability's 0.5 iso-line,
             "mask" to the smoothed mask's edge (before 0.2).
         robust_fit: trim outlying outline points before the final fit (:mod:`fetalhc.outline`).
@@ -139,9 +140,9 @@ class Pipeline:
 
     def __init__(self, model_path: str | Path | None = None, config: PipelineConfig | None = None,
                  threads: int = 2, precision: str | None = None, memory: OrtMemory | None = None) -> None:
-        self.config = config or PipelineConfig()
         # precision: "fp32" or "int8" shipped model when no model_path is given (segment.DEFAULT_PRECISION)
         self.segmenter = Segmenter(model_path, threads=threads, precision=precision, memory=memory)
+        self.config = fit_to_model(config or PipelineConfig(), self.segmenter)
         #: the interval calibrations beside the model, by the settings they were made for
         self.intervals = load_intervals(self.segmenter.info.path)
 
@@ -153,7 +154,7 @@ class Pipeline:
     def with_config(self, config: PipelineConfig) -> Pipeline:
         """A pipeline with other settings that shares this one's loaded model."""
         other = copy.copy(self)
-        other.config = config
+        other.config = fit_to_model(config, self.segmenter)
         return other
 
     def deidentify(self, image: UltrasoundImage) -> UltrasoundImage:
@@ -182,6 +183,21 @@ class Pipeline:
             input_flags: tuple[str, ...] = ()) -> Outcome:
         """De-identify and measure one loaded image."""
         return self.analyse(self.deidentify(image), ga_weeks, input_flags)
+
+
+def fit_to_model(config: PipelineConfig, segmenter: Segmenter) -> PipelineConfig:
+    """``config`` as ``segmenter``'s model can run it. A model with a fixed input size (exported
+    before 0.4) cannot run a half-size finding pass: with ``zoom="auto"`` it gets 0.3's full-size
+    one (the results' ``crop_mode`` then says ``full+zoomflip``); asked for explicitly, it is a
+    :class:`ModelError`, raised here once rather than for every image."""
+    z = config.zoom_settings
+    if z is None or z.locate_scale == 1.0 or segmenter.accepts(locate_hw(segmenter.input_hw, z.locate_scale)):
+        return config
+    if config.zoom == "auto":
+        return replace(config, zoom=replace(z, locate_scale=1.0, refine_iou=0.0))
+    raise ModelError(f"{segmenter.info.path.name} has a fixed input size {segmenter.input_hw}: it cannot run a "
+                     f"finding pass at {z.locate_scale:g} of it; free its dims "
+                     "(fetalhc.train.export.free_spatial_dims) or use locate_scale=1")
 
 
 #: what ``PipelineConfig.crop_label`` can be, e.g. "full+zoomflip", "corners+flips+zoom"

@@ -25,7 +25,8 @@ PRECISIONS = ("fp32", "int8")
 #: shipped default's 1.76 (docs/results/coarse/)
 DEFAULT_PRECISION = "int8"
 DEVICES = ("auto", "cpu", "cuda")
-#: the network's output stride: a model with free spatial dims takes any multiple of it (pixels)
+#: a model with free spatial dims takes any multiple of this many pixels per side: the encoder's
+#: deepest downsampling (EfficientNet-B0, 32; DeepLabV3+ itself runs at output stride 16)
 STRIDE_PX = 32
 
 
@@ -171,17 +172,22 @@ class Segmenter:
         """Head probabilities (N, H, W) for grey crops (N, H, W) uint8 of a size the model
         :meth:`accepts` (the input size; with free spatial dims, multiples of 32 too)."""
         if crops.ndim != 3 or not self.accepts((int(crops.shape[1]), int(crops.shape[2]))):
-            what = "of its input size or a multiple of 32" if self.free_hw else "of its fixed input size"
+            what = f"of its input size or a multiple of {STRIDE_PX}" if self.free_hw else "of its fixed input size"
             raise ValueError(f"{self.info.path.name}: crops must have shape (N, H, W) {what} "
                              f"{self.input_hw}, got {crops.shape}")
         # one call per crop: on an idle 2-core machine 161 ms for four fp32 crops against 195 ms in
-        # one batched call (int8: 95 vs 125 ms), and a single input shape for the memory planner
+        # one batched call (int8: 95 vs 125 ms), and batch 1 for the memory planner, which plans each
+        # input shape once (two by default: the network's size and the half-size finding pass's)
         # (benchmarks/bench_ort.py, benchmarks/ort_tuning.json; docs/speed.md)
         z = np.empty(crops.shape, np.float32)
         for i, crop in enumerate(crops):
             x = crop.astype(np.float32)[None, None]
             x /= np.float32(255.0)
-            z[i] = self._session.run(None, {self._input: x})[0][0, 0]
+            out = self._session.run(None, {self._input: x})[0]
+            if out.shape[2:] != crop.shape:
+                raise ModelError(f"{self.info.path.name}: output {out.shape[2:]} for an input of {crop.shape}: "
+                                 "the graph does not follow its input's size")
+            z[i] = out[0, 0]
         return sigmoid_(z)
 
 

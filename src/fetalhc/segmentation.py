@@ -26,7 +26,8 @@ class Segmentation:
         mask: the head mask (H, W) uint8 0/1: largest component of ``probability >= threshold``,
             holes filled.
         boxes: the crop boxes fed to the network, in input-image pixels.
-        crop_probs: each crop's probability at network resolution (rows, columns of the network input).
+        crop_probs: each crop's probability at the size it was fed to the network (the network's
+            input size; half of it for the default's finding pass), rows x columns.
         zoom_boxes: the zoom boxes segmented, in input-image pixels, in order (the last one
             counts; two when the zoom pass was refined); empty without a zoom pass.
         passes: network calls this image took, one per crop fed (flipped twins included; a

@@ -62,26 +62,40 @@ def export_onnx(checkpoint: Path, out: Path, opset: int = 17, force: bool = Fals
 
 
 
-def free_spatial_dims(model: Path, out: Path) -> Path:
-    """Copy the ONNX ``model`` to ``out`` with its input and output rows and columns made symbolic
-    ("height", "width"; weights and nodes untouched), for models exported before 0.4 with a fixed
-    size. Its metadata JSON goes beside ``out`` with the new SHA-256. The graph must size its
-    resizes from its tensors' shapes (as torch exports of :mod:`fetalhc.train.network` do);
-    ONNX Runtime then runs it at any multiple of the network's stride."""
+def free_spatial_dims(model: Path, out: Path, force: bool = False) -> Path:
+    """Copy the ONNX ``model`` to ``out`` with its image input's and its output's rows and columns
+    made symbolic ("height", "width"; weights and nodes untouched), for models exported before 0.4
+    with a fixed size. Its metadata JSON goes beside ``out`` with the new SHA-256. The copy must
+    run at half its size with an output of its input's size (the graph sizes its resizes from its
+    tensors, as torch exports of :mod:`fetalhc.train.network` do), else nothing is written. An
+    existing ``out`` (``model`` itself included) is replaced only with ``force``."""
     import onnx
+    import onnxruntime as ort
 
+    from fetalhc.segmentation import locate_hw
+
+    check_overwrite(out, force)
     m = onnx.load(str(model))
-    for value in (*m.graph.input, *m.graph.output):
+    weights = {t.name for t in m.graph.initializer}
+    image = [v for v in m.graph.input if v.name not in weights][:1]
+    for value in (*image, *m.graph.output):
         dims = value.type.tensor_type.shape.dim
+        if len(dims) != 4:
+            raise ValueError(f"{model}: {value.name} has {len(dims)} dims, expected (N, 1, H, W)")
         for axis in (2, 3):
             dims[axis].Clear()
             dims[axis].dim_param = DYNAMIC_AXES[axis]
     del m.graph.value_info[:]  # shapes inferred for the fixed size would contradict the free ones
+    meta = json.loads(model.with_suffix(".json").read_text())
+    h, w = locate_hw((int(meta["input_hw"][0]), int(meta["input_hw"][1])), 0.5)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {image[0].name: np.zeros((1, 1, h, w), np.float32)})[0].shape
+    if tuple(got[2:]) != (h, w):
+        raise ValueError(f"{model}: at {h} x {w} the graph gives {got}: it does not follow its input's size")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".onnx.tmp")
     onnx.save(m, str(tmp))
     tmp.replace(out)
-    meta = json.loads(model.with_suffix(".json").read_text())
     meta["sha256"] = sha256_of(out)
     meta["name"] = out.stem
     meta["spatial_dims"] = "free (height, width); made by fetalhc.train.export.free_spatial_dims"
