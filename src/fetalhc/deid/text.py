@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) pixels, x1/y1 exclusive
 
@@ -111,8 +112,28 @@ def _components(
     if exclude is not None:
         strokes[exclude] = 0
     joined = cv2.morphologyEx(strokes, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (p.join_px, 1)))
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    labels, stats = label_boxes(joined)
     return strokes, labels, stats
+
+
+def label_boxes(binary: NDArray[np.uint8]) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
+    """8-connected labels of ``binary`` (non-zero = foreground) and, per label, the bounding box
+    columns of ``cv2.connectedComponentsWithStats`` (x, y, width, height in pixels; the area
+    column and the background's row 0 are left 0: nothing here reads them). The same labels as
+    OpenCV's; its statistics pass cost more than the labelling (2.8 against 1.8 ms per call on a
+    540 x 800 screen, one thread), so the boxes come from ``scipy.ndimage.find_objects``.
+
+    >>> labels, stats = label_boxes(np.array([[1, 1, 0, 0], [0, 0, 0, 1]], np.uint8))
+    >>> stats[1:, :4].tolist()
+    [[0, 0, 2, 1], [3, 1, 1, 1]]
+    """
+    n, labels = cv2.connectedComponents(binary, connectivity=8, ltype=cv2.CV_32S)
+    stats = np.zeros((n, 5), np.int32)
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is not None:
+            rows, cols = box
+            stats[i, :4] = (cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+    return labels, stats
 
 
 def find_text_boxes(pixels: NDArray[np.uint8], params: TextParams = DEFAULT_TEXT_PARAMS) -> list[Box]:
