@@ -1,10 +1,11 @@
 """Where the non-network time of default ``measure`` goes (cProfile), per stage and function.
 
-    python benchmarks/profile_pipeline.py [--n 30] [--json benchmarks/profile_pipeline.json]
+    python benchmarks/profile_pipeline.py [--n 30] [--threads 2] [--json benchmarks/profile_pipeline.json]
 
 Runs ``Pipeline().run(load_image(p, pixel_size_mm=0.1))`` on the first ``--n`` 800x540 HC18 test
 images under cProfile (after one warm-up image) and lists the functions with the largest own
-time (tottime) and the largest cumulative time, in ms per image, with file:function. The ONNX
+time (tottime) and the largest cumulative time, in ms per image, with file:function.
+``--threads 1`` profiles as a Dask worker runs (ONNX Runtime and OpenCV on one thread each). The ONNX
 Runtime call (``InferenceSession.run``) is reported on its own line so the rest can be read
 as "everything but the network".
 """
@@ -24,6 +25,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=30)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (1: also OpenCV on one)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     import sys
@@ -35,7 +37,11 @@ def main() -> None:
     from fetalhc.reader import load_image
 
     paths = hc18_test_images(args.n)
-    pipe = Pipeline()
+    if args.threads == 1:
+        import cv2
+
+        cv2.setNumThreads(1)  # as fetalhc.archive_worker does for a one-core worker
+    pipe = Pipeline(threads=args.threads)
     pipe.run(load_image(paths[0], pixel_size_mm=0.1))
     load = os.getloadavg()
     prof = cProfile.Profile()
@@ -64,7 +70,7 @@ def main() -> None:
     for r in cum:
         print(f"  {r['cum_ms']:7.1f}  {r['where']}")
     if args.json:
-        args.json.write_text(json.dumps({"n_images": n, "ms_per_image_profiled": total,
+        args.json.write_text(json.dumps({"n_images": n, "threads": args.threads, "ms_per_image_profiled": total,
                                          "onnxruntime_ms_per_image": network, "loadavg": load,
                                          "top_own": own, "top_cumulative_fetalhc": cum}, indent=2) + "\n")
 

@@ -9,6 +9,7 @@ patent's pixel-count length and the unbiased contour length. Summary: the patent
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _count(rows: list[dict[str, Any]], col: str) -> dict[str, int]:
     """How many rows have each value of ``col`` (keys as text, sorted; rows without it left out)."""
-    values = sorted(int(r[col]) for r in rows if r.get(col) is not None)
-    return {str(v): values.count(v) for v in dict.fromkeys(values)}
+    counts = Counter(int(r[col]) for r in rows if r.get(col) is not None)
+    return {str(v): n for v, n in sorted(counts.items())}
 
 
 def bland_altman_png(rows: list[dict[str, Any]], path: Path, title: str) -> None:

@@ -58,7 +58,7 @@ class QuantRecipe:
 #: the recipe of the shipped int8 model (docs/speed.md has the variants tried): percentile 99.999 on
 #: 12 images' corners (the histograms of 48 images need more than 24 GiB), the first conv and the
 #: last (the 1x1 classifier) kept in fp32. Until 0.3 the decoder's 3x3 conv stayed fp32 too: 36 % of
-#: the int8 network's time, for 0.003 mm of ADF (docs/speed.md, docs/results/coarse/)
+#: the int8 network's time, for 0.002 mm of ADF (docs/speed.md, docs/results/coarse/)
 SHIPPED_RECIPE = QuantRecipe(n_images=12, method="percentile", exclude_first_conv=True, exclude_last_convs=1)
 
 

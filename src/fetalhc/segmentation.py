@@ -109,7 +109,8 @@ def locate_hw(input_hw: tuple[int, int], scale: float) -> tuple[int, int]:
     """
     if scale == 1.0:
         return input_hw
-    return tuple(max(STRIDE_PX, int(round(v * scale / STRIDE_PX)) * STRIDE_PX) for v in input_hw)  # type: ignore[return-value]
+    h, w = (max(STRIDE_PX, int(round(v * scale / STRIDE_PX)) * STRIDE_PX) for v in input_hw)
+    return h, w
 
 
 def _network_view(pixels: NDArray[np.uint8], boxes: list[CropBox], segmenter: Segmenter,
@@ -127,13 +128,9 @@ def segment(pixels: NDArray[np.uint8], segmenter: Segmenter, crop_mode: str = "c
     pass, self-check), and binarise (largest component, holes filled)."""
     h, w = pixels.shape
     boxes = crop_boxes(w, h, crop_mode, q, flips)
-    size = segmenter.input_hw
-    if zoom is not None and zoom.locate_scale < 1.0:
-        size = locate_hw(segmenter.input_hw, zoom.locate_scale)
-        if not segmenter.accepts(size):
-            raise ValueError(f"{segmenter.info.path.name} has a fixed input size {segmenter.input_hw}: it cannot run "
-                             f"the coarse locate pass at {size}; free its dims with "
-                             "fetalhc.train.export.free_spatial_dims, or use a zoom with locate_scale=1")
+    # a model of fixed input size refuses the coarse size in Segmenter.predict (a ValueError naming
+    # the model); pipeline.fit_to_model keeps the default settings from asking it to
+    size = segmenter.input_hw if zoom is None else locate_hw(segmenter.input_hw, zoom.locate_scale)
     probs, fused = _network_view(pixels, boxes, segmenter, size)
     head = binarize(fused, threshold)
     passes = len(boxes)

@@ -120,8 +120,9 @@ def label_boxes(binary: NDArray[np.uint8]) -> tuple[NDArray[np.int32], NDArray[n
     """8-connected labels of ``binary`` (non-zero = foreground) and, per label, the bounding box
     columns of ``cv2.connectedComponentsWithStats`` (x, y, width, height in pixels; the area
     column and the background's row 0 are left 0: nothing here reads them). The same labels as
-    OpenCV's; its statistics pass cost more than the labelling (2.8 against 1.8 ms per call on a
-    540 x 800 screen, one thread), so the boxes come from ``scipy.ndimage.find_objects``.
+    OpenCV's; its statistics pass costs more than labels and boxes from
+    ``scipy.ndimage.find_objects`` (13.3 against about 4.8 + 3.9 ms for the four calls per HC18 image, one
+    thread: ``benchmarks/profile_pipeline.py --threads 1``, docs/speed.md).
 
     >>> labels, stats = label_boxes(np.array([[1, 1, 0, 0], [0, 0, 0, 1]], np.uint8))
     >>> stats[1:, :4].tolist()

@@ -61,7 +61,6 @@ def export_onnx(checkpoint: Path, out: Path, opset: int = 17, force: bool = Fals
     return out
 
 
-
 def free_spatial_dims(model: Path, out: Path, force: bool = False) -> Path:
     """Copy the ONNX ``model`` to ``out`` with its image input's and its output's rows and columns
     made symbolic ("height", "width"; weights and nodes untouched), for models exported before 0.4
