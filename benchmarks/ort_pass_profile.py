@@ -27,14 +27,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from fetalhc.segment import session_options
+
 
 def session(path: Path, threads: int, profile: bool = False) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
+    opts = session_options(threads)
     opts.enable_profiling = profile
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -137,18 +138,9 @@ class Segmenter:
 
         path = Path(model_path) if model_path is not None else default_model_path(precision)
         self.info = read_model_info(path)
-        # settings measured in benchmarks/bench_ort.py (docs/speed.md)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        mem = memory or OrtMemory()
-        opts.enable_cpu_mem_arena = mem.arena
-        opts.enable_mem_pattern = mem.mem_pattern
         providers = choose_providers(ort.get_available_providers(), device)
-        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        self._session = ort.InferenceSession(str(path), sess_options=session_options(threads, memory),
+                                             providers=providers)
         self.providers: list[str] = list(self._session.get_providers())
         first = self._session.get_inputs()[0]
         self._input = first.name
@@ -189,6 +181,23 @@ class Segmenter:
                                  "the graph does not follow its input's size")
             z[i] = out[0, 0]
         return sigmoid_(z)
+
+
+def session_options(threads: int = 2, memory: OrtMemory | None = None) -> Any:
+    """ONNX Runtime session options of a :class:`Segmenter` (measured in benchmarks/bench_ort.py,
+    docs/speed.md): ``threads`` intra-op threads, one inter-op, sequential, all graph optimisations."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    mem = memory or OrtMemory()
+    opts.enable_cpu_mem_arena = mem.arena
+    opts.enable_mem_pattern = mem.mem_pattern
+    return opts
 
 
 def sigmoid_(z: NDArray[np.float32]) -> NDArray[np.float32]:
