@@ -160,14 +160,6 @@ def _spearman(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def _auc(positive: NDArray[np.bool_], score: NDArray[np.float64]) -> float:
-    from scipy.stats import rankdata
-
-    n1, n0 = int(positive.sum()), int((~positive).sum())
-    r = rankdata(score)
-    return float((r[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 def _group_difference(first: list[dict[str, str]], second: list[dict[str, str]], n_boot: int = 2000,
                       seed: int = 0) -> dict[str, Any]:
     """ADF of ``first`` minus ADF of ``second`` (mm; disjoint patients) with a 95 % CI from
@@ -191,6 +183,11 @@ def _group_difference(first: list[dict[str, str]], second: list[dict[str, str]],
 
 
 def report(out: Path) -> dict[str, Any]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from acc_signals import roc_auc
+
     from fetalhc.evalstats import bootstrap_ci
 
     with open(out / "cases.csv", newline="") as fh:
@@ -259,8 +256,9 @@ def report(out: Path) -> dict[str, Any]:
     sig = {}
     for name, v in signals.items():
         order = np.argsort(v, kind="stable")
-        sig[name] = {"spearman_with_abs_error": _spearman(v, err), "roc_auc_errors_over_4mm": _auc(large, v),
-                     "roc_auc_direction": "higher = larger error" if _auc(large, v) >= 0.5 else "lower = larger error",
+        auc = roc_auc(large, v)
+        sig[name] = {"spearman_with_abs_error": _spearman(v, err), "roc_auc_errors_over_4mm": auc,
+                     "roc_auc_direction": "higher = larger error" if auc >= 0.5 else "lower = larger error",
                      "adf_of_85pct_most_certain_mm": float(err[order[:keep_n]].mean())}
     review = [r for r in val if r["status"] != "ok"]
     ok_err = np.array([abs(float(r["hc_mm"]) - float(r["hc_ref_mm"])) for r in val if r["status"] == "ok"])
