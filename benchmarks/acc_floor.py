@@ -4,6 +4,7 @@
     python benchmarks/acc_floor.py report --out docs/results/floor   # seconds: floor.json from the tables
     python benchmarks/acc_floor.py subsplit --fraction 0.5 --seed 1  # a split for a learning curve
     python benchmarks/acc_floor.py run --model M.onnx --split S.json --out D   # its model, same tables
+    python benchmarks/acc_floor.py pairs                             # seconds: reference_noise.json
 
 ``run`` measures every labelled HC18 image (training and validation split) with the shipped
 default (int8 model, 0.4 views) and writes ``cases.csv``: split, reference and measured HC, pixel
@@ -23,13 +24,19 @@ the probability's gradient there (trust the sharp stretches of skull, as an anno
 3. *models*: how much of the error do two networks share (Pearson and Spearman correlation of
    signed errors, Pearson without the errors of 4 mm or more, the covariance as a share of the mean
    variance — the shared part's share if each error is a shared part plus an independent one —
-   and the ADF of their average)? Only the A vs C pair was trained independently (same data and
-   architecture); the others are fine-tunes of their partner. A shared error is one no ensemble of
+   and the ADF of their average)? A vs C (same data and architecture) and A vs the U-Net (same
+   data and encoder, another kind of decoder) were trained independently; the others are
+   fine-tunes of their partner. A shared error is one no ensemble of
    such networks removes;
 4. *signals*: does any per-image signal rank the errors (Spearman, ROC AUC for > 4 mm, ADF of the
    85 % it ranks most certain, against the oracle)?
 5. *fit variant*: the gradient-weighted ellipse fit (geometric distance, soft-L1 loss, weights: three
    changes at once against the shipped trimmed ``cv2.fitEllipse`` fit), paired against the shipped fit.
+
+``pairs`` estimates, from the patients with two or more images, how much of the references' own
+scatter no measurement can follow (:func:`fetalhc.evalstats.reference_noise`): on the images a
+model never saw (the half-data model's validation and left-out training images), on its
+``ok`` readings only, and on the shipped model's training and validation images.
 
 Images outside the split's train and val lists are "unused" (a learning-curve model's left-out
 training patients); ``run`` refuses images outside the committed split's training list.
@@ -57,6 +64,8 @@ MODEL_PAIRS = {
         ("docs/results/acc_outline/A_full_zoomflip_cases.csv", "docs/results/sep/fp32_full_zoomflip_cases.csv"),
     "A vs B' (A fine-tuned for the 0.4 views), 0.4 default":
         ("docs/results/ft_zoom04/A_default_cases.csv", "docs/results/ft_zoom04/B_default_cases.csv"),
+    "A vs U-Net (independent: another architecture, from ImageNet), 0.4 default":
+        ("docs/results/unet/A_default_cases.csv", "docs/results/unet/B_default_cases.csv"),
 }
 SCALE_BINS = ((1.0, 1.3), (1.3, 1.6), (1.6, 1.9), (1.9, 3.0))
 FIELDS = ("file", "patient", "split", "pixel_size_mm", "hc_ref_mm", "hc_mm", "zoom_scale", "hc_band_mm",
@@ -305,9 +314,39 @@ def report(out: Path) -> dict[str, Any]:
     return res
 
 
+#: (name, cases table, splits, ok readings only) for ``pairs``: the first is the estimate on images the model never saw
+PAIR_SETS = (
+    ("half-data model, images it never saw (validation + 357 left-out)", "half_train/cases.csv", ("val", "unused"),
+     False),
+    ("half-data model, images it never saw, ok readings only", "half_train/cases.csv", ("val", "unused"), True),
+    ("shipped model, its training images", "cases.csv", ("train",), False),
+    ("shipped model, all 854 images", "cases.csv", ("train", "val"), False),
+    ("shipped model, all 854 images, ok readings only", "cases.csv", ("train", "val"), True),
+)
+
+
+def pairs(out: Path) -> dict[str, Any]:
+    """``reference_noise.json``: :func:`fetalhc.evalstats.reference_noise` on each of :data:`PAIR_SETS`."""
+    from fetalhc.evalstats import reference_noise
+
+    res = {}
+    for name, table, splits, ok_only in PAIR_SETS:
+        with open(out / table, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["split"] in splits and (not ok_only or r["status"] == "ok")]
+        res[name] = reference_noise(rows)
+        r = res[name]
+        lo, hi = r["ci95_var_ref_noise_mm2"]
+        print(f"{name}: {r['n_pairs']} pairs of {r['n_patients_with_pairs']} patients; reference noise "
+              f"{r['var_ref_noise_mm2']:.2f} mm2 (CI {lo:.2f}..{hi:.2f}), SD {r['sd_ref_noise_mm']:.2f} mm, "
+              f"normal-noise ADF floor {r['adf_floor_normal_mm']:.2f} mm; measurement's per-image part "
+              f"{r['var_auto_indep_mm2']:.2f} mm2; mean squared error {r['mse_mm2']:.2f} mm2")
+    (out / "reference_noise.json").write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=("run", "report", "subsplit"))
+    ap.add_argument("step", choices=("run", "report", "subsplit", "pairs"))
     ap.add_argument("--out", type=Path, default=Path("docs/results/floor"))
     ap.add_argument("--model", type=Path, default=None, help="run: an exported model (default: the shipped one)")
     ap.add_argument("--split", type=Path, default=None, help="run: the split the model was trained on")
@@ -316,6 +355,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.step == "subsplit":
         subsplit(args.out / f"split_train{args.fraction:g}_seed{args.seed}.json", args.fraction, args.seed)
+        return
+    if args.step == "pairs":
+        pairs(args.out)
         return
     if args.step == "run":
         run(args.out, args.model, args.split)

@@ -1,10 +1,15 @@
 """Two per-image tables of the same images (``fetalhc evaluate`` or ``acc_ensemble.py`` CSVs), paired.
 
-    python benchmarks/paired.py BASE_cases.csv NEW_cases.csv [--json out.json]
+    python benchmarks/paired.py BASE_cases.csv NEW_cases.csv [--json out.json] [--split unused]
 
 Prints and optionally writes: ADF of each, the mean paired difference of |error| (NEW - BASE) with
-its patient-level bootstrap 95 % CI, the HC difference NEW - BASE (mean, SD, max |.|, mm), and how
-many images cross the 3 mm line each way.
+its patient-level bootstrap 95 % CI, the same on each of the two patient halves the accuracy tables
+use (``evalstats.halve_by_patient``: a / b), each ADF by reference head size, the HC difference NEW -
+BASE (mean, SD, max |.|, mm), how many images cross the 3 mm line each way, the paired difference
+without the images either table misses by more than ``--gross`` mm (a look at the bulk, not the
+main result), and, where the tables have a ``status`` column, the ADF of the images both call
+``ok`` and how many each sends to review. ``--split`` keeps
+only the rows of that ``split`` (``acc_floor.py run`` tables: train / val / unused).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fetalhc.evalstats import bootstrap_ci
+from fetalhc.evalstats import HC_BINS_MM, bootstrap_ci, halve_by_patient
 
 
 def main() -> None:
@@ -24,10 +29,15 @@ def main() -> None:
     ap.add_argument("base", type=Path)
     ap.add_argument("new", type=Path)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--gross", type=float, default=20.0, help="mm: errors above this are left out of the bulk look")
+    ap.add_argument("--split", default=None, help="only rows whose 'split' column is this (comma-separated list)")
     args = ap.parse_args()
+    keep = None if args.split is None else set(args.split.split(","))
     with args.base.open(newline="") as fa, args.new.open(newline="") as fb:
-        a = {r["file"]: r for r in csv.DictReader(fa)}
-        b = {r["file"]: r for r in csv.DictReader(fb)}
+        a = {r["file"]: r for r in csv.DictReader(fa) if keep is None or r.get("split") in keep}
+        b = {r["file"]: r for r in csv.DictReader(fb) if keep is None or r.get("split") in keep}
+    if not a:
+        raise SystemExit(f"no rows of split {args.split!r} in {args.base}")
     if set(a) != set(b):
         raise SystemExit(f"the tables hold different images ({len(set(a) ^ set(b))} differ)")
     files = sorted(f for f in a if a[f]["hc_mm"] and b[f]["hc_mm"])
@@ -43,6 +53,25 @@ def main() -> None:
            "within_3mm_base": float((ea <= 3).mean()), "within_3mm_new": float((eb <= 3).mean()),
            "crossed_out_of_3mm": int(((ea <= 3) & (eb > 3)).sum()),
            "crossed_into_3mm": int(((ea > 3) & (eb <= 3)).sum())}
+    bulk = (ea <= args.gross) & (eb <= args.gross)
+    out[f"without_errors_over_{args.gross:g}mm"] = {
+        "n_left_out": int((~bulk).sum()), "adf_base_mm": float(ea[bulk].mean()), "adf_new_mm": float(eb[bulk].mean()),
+        "paired_diff_mm": float((eb - ea)[bulk].mean())}
+    if all("status" in t[f] for t in (a, b) for f in files):
+        both_ok = np.array([a[f]["status"] == "ok" and b[f]["status"] == "ok" for f in files])
+        out["both_ok"] = {"n": int(both_ok.sum()), "adf_base_mm": float(ea[both_ok].mean()),
+                          "adf_new_mm": float(eb[both_ok].mean()),
+                          "n_review_base": sum(a[f]["status"] != "ok" for f in files),
+                          "n_review_new": sum(b[f]["status"] != "ok" for f in files)}
+    pos = {f: i for i, f in enumerate(files)}
+    for name, half in zip("ab", halve_by_patient(files), strict=True):
+        idx = [pos[f] for f in half]
+        hlo, hhi = bootstrap_ci((eb - ea)[idx], [a[f]["patient"] for f in half])
+        out[f"half_{name}"] = {"n": len(idx), "adf_base_mm": float(ea[idx].mean()), "adf_new_mm": float(eb[idx].mean()),
+                               "paired_diff_mm": float((eb - ea)[idx].mean()), "paired_diff_ci95_mm": [hlo, hhi]}
+    out["by_size_adf_base_new_mm"] = {
+        f"{lo:g}-{hi:g}": [int(m.sum()), float(ea[m].mean()), float(eb[m].mean())]
+        for lo, hi in HC_BINS_MM if (m := (ref >= lo) & (ref < hi)).any()}
     for k, v in out.items():
         print(f"{k:22s} {v}")
     if args.json:

@@ -1,8 +1,11 @@
 """Evaluation statistics: patient bootstrap, size bins, interval coverage, review trade-off."""
 
+import math
+
 import numpy as np
 import pytest
 
+from fetalhc import evalstats
 from fetalhc.evalstats import (
     adf_with_ci,
     bootstrap_ci,
@@ -48,3 +51,35 @@ def test_adf_bins_interval_and_review():
     rv = review_tradeoff(rows)
     assert rv["share_review"] == 0.5 and rv["adf_ok_mm"] == pytest.approx(1.5)
     assert rv["errors_over_4mm"] == 1 and rv["errors_over_4mm_caught"] == 1
+
+
+def _noisy_patients(n_patients: int, seed: int, slope: float = 1.0) -> list[dict]:
+    """Synthetic readings: what each image shows (t), a reference with independent noise of SD 2 mm,
+    and a measurement ``slope * t + 5`` with a per-patient error (SD 1) and a per-image one (SD 1.5)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n_patients):
+        head = rng.uniform(50, 300)
+        shared = rng.normal(0, 1.0)
+        for _ in range(int(rng.integers(1, 4))):
+            t = head + rng.normal(0, 6.0)  # images of one patient show somewhat different planes
+            rows.append({"patient": str(p), "hc_ref_mm": t + rng.normal(0, 2.0),
+                         "hc_mm": slope * t + 5.0 + shared + rng.normal(0, 1.5), "pixel_size_mm": 0.1})
+    return rows
+
+
+@pytest.mark.parametrize("slope", [1.0, 0.95])
+def test_reference_noise_recovers_the_references_own_scatter(slope):
+    res = evalstats.reference_noise(_noisy_patients(3000, seed=1, slope=slope), n_boot=200)
+    assert res["n_pairs"] > 2000
+    assert res["slope"] == pytest.approx(slope, abs=0.01)
+    assert res["var_ref_noise_mm2"] == pytest.approx(4.0, abs=0.6)  # 2 mm SD
+    assert res["ci95_var_ref_noise_mm2"][0] < 4.0 < res["ci95_var_ref_noise_mm2"][1]
+    assert res["var_auto_indep_mm2"] == pytest.approx(2.25, abs=0.6)  # the per-patient part is not counted
+    assert res["adf_floor_normal_mm"] == pytest.approx(math.sqrt(2 / math.pi) * res["sd_ref_noise_mm"])
+
+
+def test_reference_noise_needs_patients_with_two_images():
+    rows = [{"patient": str(i), "hc_ref_mm": 100.0 + i, "hc_mm": 101.0 + i} for i in range(10)]
+    with pytest.raises(ValueError, match="pairs"):
+        evalstats.reference_noise(rows)

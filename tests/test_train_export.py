@@ -237,6 +237,20 @@ def test_fine_tuning_run_keeps_the_start_and_logs_it(tmp_path):
         assert float((tuned.eval()(x) - start.eval()(x)).abs().max()) < 1e-4
 
 
+def _exports_like_torch(net, arch: str, tmp_path) -> Segmenter:
+    """Randomise ``net``'s weights, export it through a checkpoint, load the ONNX file as the runtime
+    loads the shipped model and check that it gives torch's probabilities on a 64 x 96 crop."""
+    cfg = TrainConfig(data_dir="-", split_file="-", out_dir="-", arch=arch, pretrained=False, input_hw=(64, 96))
+    ckpt = tmp_path / "last.pt"
+    torch.save({"model": _randomised(net).state_dict(), "epoch": 1, "config": asdict(cfg)}, ckpt)
+    seg = Segmenter(export_onnx(ckpt, tmp_path / f"{arch}.onnx"))
+    crop = np.random.default_rng(0).integers(0, 256, (1, 64, 96), dtype=np.uint8)
+    with torch.no_grad():
+        ref = torch.sigmoid(net(torch.from_numpy(crop[None].astype(np.float32) / 255.0)))[0, 0].numpy()
+    assert np.abs(seg.predict(crop)[0] - ref).max() < 1e-4
+    return seg
+
+
 def test_separable_decoder_network_is_smaller_and_exports(tmp_path):
     full = build_model("deeplabv3plus-effl0", pretrained=False)
     sep = build_model("deeplabv3plus-effl0-sep", pretrained=False).eval()
@@ -245,15 +259,7 @@ def test_separable_decoder_network_is_smaller_and_exports(tmp_path):
     assert any(c.groups > 1 for c in sep.decoder.modules() if isinstance(c, torch.nn.Conv2d))
     with torch.no_grad():
         assert sep(torch.rand(1, 1, 64, 96)).shape == (1, 1, 64, 96)
-    cfg = TrainConfig(data_dir="-", split_file="-", out_dir="-", arch="deeplabv3plus-effl0-sep", pretrained=False,
-                      input_hw=(64, 96))
-    ckpt = tmp_path / "last.pt"
-    torch.save({"model": _randomised(sep).state_dict(), "epoch": 1, "config": asdict(cfg)}, ckpt)
-    seg = Segmenter(export_onnx(ckpt, tmp_path / "sep.onnx"))  # the runtime loads it like the shipped model
-    crop = np.random.default_rng(0).integers(0, 256, (1, 64, 96), dtype=np.uint8)
-    with torch.no_grad():
-        ref = torch.sigmoid(sep(torch.from_numpy(crop[None].astype(np.float32) / 255.0)))[0, 0].numpy()
-    assert np.abs(seg.predict(crop)[0] - ref).max() < 1e-4
+    _exports_like_torch(sep, "deeplabv3plus-effl0-sep", tmp_path)
 
 
 def test_warm_start_from_a_checkpoint_copies_what_matches(tmp_path):
@@ -378,3 +384,15 @@ def test_a_graph_that_ignores_its_input_size_is_not_freed_and_not_trusted(tmp_pa
     assert seg.free_hw and seg.predict(np.zeros((1, 64, 96), np.uint8)).shape == (1, 64, 96)
     with pytest.raises(ModelError, match="does not follow its input's size"):
         seg.predict(np.zeros((1, 32, 64), np.uint8))
+
+
+def test_unet_network_uses_its_skips_and_exports_with_free_dims(tmp_path):
+    net = build_model("unet-effl0", pretrained=False).eval()
+    first = net.stages[0][0][0]  # the deepest stage's first convolution: encoder output + stride-16 skip
+    assert first.in_channels == 320 + 112
+    assert not any(getattr(c, "dilation", (1, 1)) != (1, 1) for c in net.encoder.modules()
+                   if isinstance(c, torch.nn.Conv2d))  # output stride 32, no atrous convolution
+    with torch.no_grad():
+        assert net(torch.rand(1, 1, 64, 96)).shape == (1, 1, 64, 96)
+    seg = _exports_like_torch(net, "unet-effl0", tmp_path)
+    assert seg.free_hw and seg.predict(np.zeros((1, 128, 64), np.uint8)).shape == (1, 128, 64)

