@@ -336,10 +336,15 @@ def pairs(out: Path) -> dict[str, Any]:
         res[name] = reference_noise(rows)
         r = res[name]
         lo, hi = r["ci95_var_ref_noise_mm2"]
+        fl, fh = r["ci95_adf_floor_normal_mm"]
         print(f"{name}: {r['n_pairs']} pairs of {r['n_patients_with_pairs']} patients; reference noise "
               f"{r['var_ref_noise_mm2']:.2f} mm2 (CI {lo:.2f}..{hi:.2f}), SD {r['sd_ref_noise_mm']:.2f} mm, "
-              f"normal-noise ADF floor {r['adf_floor_normal_mm']:.2f} mm; measurement's per-image part "
-              f"{r['var_auto_indep_mm2']:.2f} mm2; mean squared error {r['mse_mm2']:.2f} mm2")
+              f"normal-noise ADF floor {r['adf_floor_normal_mm']:.2f} mm (CI {fl:.2f}..{fh:.2f}); "
+              f"measurement's per-image part {r['var_auto_indep_mm2']:.2f} mm2; "
+              f"mean squared error {r['mse_mm2']:.2f} mm2, on the paired images {r['mse_paired_mm2']:.2f} mm2 "
+              f"(share {r['var_ref_noise_mm2'] / r['mse_paired_mm2']:.0%}); largest pair's share "
+              f"{r['largest_pair_share_of_var_ref_noise']:.0%}, without the 2 largest pairs "
+              f"{r['var_ref_noise_without_2_largest_pairs_mm2']:.2f} mm2")
     (out / "reference_noise.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
 

@@ -77,6 +77,10 @@ def test_reference_noise_recovers_the_references_own_scatter(slope):
     assert res["ci95_var_ref_noise_mm2"][0] < 4.0 < res["ci95_var_ref_noise_mm2"][1]
     assert res["var_auto_indep_mm2"] == pytest.approx(2.25, abs=0.6)  # the per-patient part is not counted
     assert res["adf_floor_normal_mm"] == pytest.approx(math.sqrt(2 / math.pi) * res["sd_ref_noise_mm"])
+    assert res["ci95_sd_ref_noise_mm"][0] < 2.0 < res["ci95_sd_ref_noise_mm"][1]
+    assert abs(res["largest_pair_share_of_var_ref_noise"]) < 0.05  # thousands of pairs: none dominates
+    assert res["var_ref_noise_without_2_largest_pairs_mm2"] == pytest.approx(res["var_ref_noise_mm2"], abs=0.2)
+    assert res["mse_paired_mm2"] == pytest.approx(4.0 + 1.0 + 2.25 + 25.0, rel=0.1)  # noise, both errors, offset 5
 
 
 def test_reference_noise_needs_patients_with_two_images():

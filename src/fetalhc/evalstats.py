@@ -124,22 +124,27 @@ def reference_noise(rows: Sequence[dict[str, Any]], n_boot: int = 2000, seed: in
     """How much of the references' own scatter no measurement can follow, from patients with two or more images.
 
     Model: ``ref = t + e`` and ``auto = a + b t + m``, where ``t`` is what the image shows, ``e`` the
-    reference's placement noise and ``m`` the measurement's error, ``e`` independent of ``t`` and
-    ``m`` and between images. For every pair of measured images of one patient, with
-    ``d_ref = ref_i - ref_j`` and ``d_auto = auto_i - auto_j`` (mm)::
+    reference's placement noise and ``m`` the measurement's error; ``e`` is independent of ``t``,
+    of ``m`` and between images, and ``m`` is uncorrelated with ``t``. For every pair of measured
+    images of one patient (either order), with ``d_ref = ref_i - ref_j``, ``d_auto = auto_i - auto_j``
+    and ``dt``, ``de``, ``dm`` the same differences (mm; moments uncentred)::
 
-        E[d_ref d_auto] = b Var(dt),   E[d_ref²] = Var(dt) + 2 Var(e),   E[d_auto²] = b² Var(dt) + 2 Var(m)
+        E[d_ref d_auto] = b E[dt²],   E[d_ref²] = E[dt²] + 2 Var(e),   E[d_auto²] = b² E[dt²] + E[dm²]
 
     so ``Var(e) = (E[d_ref²] - E[d_ref d_auto] / b) / 2``, with ``b`` the slope of ``auto`` on
     ``ref`` over all rows (its attenuation by ``Var(e)`` is negligible beside the spread of HC).
-    ``Var(m)`` is the part of the measurement's error that differs between images of one patient.
-    A part of ``e`` shared by a patient's images, or one the measurement learnt to predict, is not
-    counted: ``Var(e)`` is then a lower bound. Against such references even an exact measurement of
-    ``t`` has ADF ``E|e|``: ``sqrt(2/pi) sd(e)`` for normal noise, at most ``sd(e)``.
+    ``E[dm²] / 2`` is the part of the measurement's error that differs between images of one
+    patient. A part of ``e`` shared by a patient's images, or one the measurement learnt to
+    predict, is not counted (``Var(e)`` is then too low); a measurement whose errors follow the
+    reference's (memorised labels) lowers it too. Against such references even an exact
+    measurement of ``t`` has ADF ``E|e|``: ``sqrt(2/pi) sd(e)`` for normal noise, at most ``sd(e)``.
 
-    Returns counts, ``b``, ``var_ref_noise_mm2`` and ``var_auto_indep_mm2`` with 95 % CIs from a
-    patient bootstrap (``b`` re-estimated in each draw), ``sd_ref_noise_mm`` and the
-    ``adf_floor_normal_mm``.
+    Returns counts, ``b``, ``var_ref_noise_mm2`` and ``var_auto_indep_mm2``, ``sd_ref_noise_mm`` and
+    ``adf_floor_normal_mm``, each with a 95 % percentile CI from a patient bootstrap (``b``
+    re-estimated in each draw; unreliable where one pair carries much of the sum), and the mean
+    squared error over all rows (``mse_mm2``) and over the images of patients with pairs
+    (``mse_paired_mm2``, the one to set ``var_ref_noise_mm2`` against); as a sensitivity look, the
+    largest pair's share of ``var_ref_noise_mm2`` and the estimate without the two largest pairs.
     """
     ok = _measured(rows)
     by_patient: dict[str, list[tuple[float, float]]] = {}
@@ -168,11 +173,21 @@ def reference_noise(rows: Sequence[dict[str, Any]], n_boot: int = 2000, seed: in
     rng = np.random.default_rng(seed)
     draws = np.array([estimate(rng.integers(0, len(patients), len(patients))) for _ in range(n_boot)])
     sd_e = math.sqrt(max(var_e, 0.0))
+    d_ref_all = np.array([v for d in pair_ref for v in d])
+    terms = (d_ref_all**2 - d_ref_all * np.array([v for d in pair_auto for v in d]) / slope) / 2  # mean = var_e
+    top2 = np.argsort(-np.abs(terms))[:2]
+    sd_draws = np.sqrt(np.maximum(draws[:, 1], 0.0))
+    paired = [p for p, d in zip(patients, pair_ref, strict=True) if d]
     return {
         "n_images": len(ok), "n_patients": len(patients), "n_pairs": n_pairs,
         "n_patients_with_pairs": sum(bool(d) for d in pair_ref), "slope": slope,
         "var_ref_noise_mm2": var_e, "ci95_var_ref_noise_mm2": np.quantile(draws[:, 1], [0.025, 0.975]).tolist(),
         "var_auto_indep_mm2": var_m, "ci95_var_auto_indep_mm2": np.quantile(draws[:, 2], [0.025, 0.975]).tolist(),
-        "sd_ref_noise_mm": sd_e, "adf_floor_normal_mm": math.sqrt(2 / math.pi) * sd_e,
+        "sd_ref_noise_mm": sd_e, "ci95_sd_ref_noise_mm": np.quantile(sd_draws, [0.025, 0.975]).tolist(),
+        "adf_floor_normal_mm": math.sqrt(2 / math.pi) * sd_e,
+        "ci95_adf_floor_normal_mm": (math.sqrt(2 / math.pi) * np.quantile(sd_draws, [0.025, 0.975])).tolist(),
         "mse_mm2": float(np.mean([(float(r["hc_mm"]) - float(r["hc_ref_mm"])) ** 2 for r in ok])),
+        "mse_paired_mm2": float(np.mean([(a - r) ** 2 for p in paired for r, a in by_patient[p]])),
+        "largest_pair_share_of_var_ref_noise": float(terms[top2[0]] / terms.sum()) if terms.sum() else None,
+        "var_ref_noise_without_2_largest_pairs_mm2": float(np.delete(terms, top2).mean()) if n_pairs > 2 else None,
     }
