@@ -5,6 +5,8 @@
 * MACs: every Conv (and Gemm/MatMul), with output shapes from one run at batch 1:
   ``N * C_out * H_out * W_out * (C_in / group) * kH * kW``; 1 MAC = 2 FLOPs. Element-wise
   operations (activations, adds, resizes) are left out: they are a few per cent and memory-bound.
+* Parameters: the elements of every initializer (the exported graph's weights; batch norm is
+  folded into the convolutions, so a little fewer than torch counts).
 * Peak: cores x clock x fp32 FLOPs per cycle per core. The FLOPs per cycle come from the ISA
   flags in ``lscpu``: AVX-512 with two FMA units 64, AVX2+FMA (two 256-bit FMA units, as on
   AMD Zen 2/3/4 and Intel since Haswell) 32, SSE only 8. The clock is the maximum MHz lscpu
@@ -62,6 +64,7 @@ def conv_macs(model_path: Path, batch: int = 1) -> dict[str, float]:
             a = shapes.get(n.input[0]) or inits[n.input[0]]
             macs += int(np.prod(out)) * a[-1]
     return {"macs": float(macs), "flops": 2.0 * macs, "n_conv": sum(n.op_type == "Conv" for n in nodes),
+            "parameters": int(sum(int(np.prod(d)) for d in inits.values())),
             "batch": batch}
 
 

@@ -4,12 +4,12 @@
 
 Prints and optionally writes: ADF of each, the mean paired difference of |error| (NEW - BASE) with
 its patient-level bootstrap 95 % CI, the same on each of the two patient halves the accuracy tables
-use (``evalstats.halve_by_patient``: a / b), each ADF by reference head size, the HC difference NEW -
-BASE (mean, SD, max |.|, mm), how many images cross the 3 mm line each way, the paired difference
-without the images either table misses by more than ``--gross`` mm (a look at the bulk, not the
-main result), and, where the tables have a ``status`` column, the ADF of the images both call
-``ok`` and how many each sends to review. ``--split`` keeps
-only the rows of that ``split`` (``acc_floor.py run`` tables: train / val / unused).
+use (``evalstats.halve_by_patient``: a / b), errors by reference head size
+(``evalstats.errors_by_size``), the HC difference NEW - BASE (mean, SD, max |.|, mm), how many
+images cross the 3 mm line each way, the paired difference without the images either table misses
+by more than ``--gross`` mm (a look at the bulk, not the main result), and, where the tables have a
+``status`` column, the ADF of the images both call ``ok`` and how many each sends to review.
+``--split`` keeps only the rows of that ``split`` (``acc_floor.py run`` tables: train / val / unused).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fetalhc.evalstats import HC_BINS_MM, bootstrap_ci, halve_by_patient
+from fetalhc.evalstats import bootstrap_ci, errors_by_size, halve_by_patient
 
 
 def main() -> None:
@@ -69,9 +69,7 @@ def main() -> None:
         hlo, hhi = bootstrap_ci((eb - ea)[idx], [a[f]["patient"] for f in half])
         out[f"half_{name}"] = {"n": len(idx), "adf_base_mm": float(ea[idx].mean()), "adf_new_mm": float(eb[idx].mean()),
                                "paired_diff_mm": float((eb - ea)[idx].mean()), "paired_diff_ci95_mm": [hlo, hhi]}
-    out["by_size_adf_base_new_mm"] = {
-        f"{lo:g}-{hi:g}": [int(m.sum()), float(ea[m].mean()), float(eb[m].mean())]
-        for lo, hi in HC_BINS_MM if (m := (ref >= lo) & (ref < hi)).any()}
+    out["by_size"] = {"base": errors_by_size([a[f] for f in files]), "new": errors_by_size([b[f] for f in files])}
     for k, v in out.items():
         print(f"{k:22s} {v}")
     if args.json:

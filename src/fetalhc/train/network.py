@@ -65,10 +65,11 @@ class ASPP(nn.Module):
 
 
 class EfficientNetLite0Encoder(nn.Module):
-    """EfficientNet-Lite0 returning stride-4 (24 ch) and stride-16 (320 ch) features.
+    """EfficientNet-Lite0 returning stride-4 (24 ch) and stride-16 (320 ch; 32 undilated) features.
 
-    Blocks 11-15 run with stride 1 and dilation 2 (output stride 16); the ImageNet weights
-    load unchanged because only strides, dilations and paddings change.
+    With ``dilated`` (DeepLab), blocks 11-15 run with stride 1 and dilation 2 (output stride 16);
+    the ImageNet weights load unchanged because only strides, dilations and paddings change.
+    Without it (U-Net) the encoder keeps ImageNet's output stride 32.
     """
 
     low_channels = 24
