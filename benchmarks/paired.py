@@ -5,7 +5,8 @@
 Prints and optionally writes: ADF of each, the mean paired difference of |error| (NEW - BASE) with
 its patient-level bootstrap 95 % CI, the same on each of the two patient halves the accuracy tables
 use (``evalstats.halve_by_patient``: a / b), errors by reference head size
-(``evalstats.errors_by_size``), the HC difference NEW - BASE (mean, SD, max |.|, mm), how many
+(``evalstats.errors_by_size``), the Pearson correlation of the two signed errors (how much of
+the error the two share), the HC difference NEW - BASE (mean, SD, max |.|, mm), how many
 images cross the 3 mm line each way, the paired difference without the images either table misses
 by more than ``--gross`` mm (a look at the bulk, not the main result), and, where the tables have a
 ``status`` column, the ADF of the images both call ``ok`` and how many each sends to review.
@@ -48,6 +49,7 @@ def main() -> None:
     d = hb - ha
     out = {"n": len(files), "adf_base_mm": float(ea.mean()), "adf_new_mm": float(eb.mean()),
            "paired_diff_mm": float((eb - ea).mean()), "paired_diff_ci95_mm": [lo, hi],
+           "signed_error_correlation": float(np.corrcoef(ha - ref, hb - ref)[0, 1]),
            "hc_diff_mean_mm": float(d.mean()), "hc_diff_sd_mm": float(d.std()),
            "hc_diff_max_abs_mm": float(np.abs(d).max()),
            "within_3mm_base": float((ea <= 3).mean()), "within_3mm_new": float((eb <= 3).mean()),

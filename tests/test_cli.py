@@ -167,3 +167,16 @@ def test_progress_bar_on_a_terminal_summary_line_always(model_path, phantom_png,
     monkeypatch.setattr(cli, "err", Console(file=buf, force_terminal=False, width=100))
     CliRunner().invoke(app, ["measure", str(phantom_png), "--pixel-size", "0.15", "--out", "-"])
     assert "━" not in buf.getvalue() and "measured 1 file, 1 row" in buf.getvalue()
+
+
+def test_train_passes_its_options_to_the_training_loop(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    import fetalhc.train.loop as loop
+
+    seen = []
+    monkeypatch.setattr(loop, "train", lambda cfg: seen.append(cfg) or tmp_path / "last.pt")
+    res = CliRunner().invoke(app, ["train", "--out-dir", str(tmp_path), "--data-dir", str(tmp_path),
+                                   "--arch", "unet-effl2", "--seed", "3", "--epochs", "2"])
+    assert res.exit_code == 0, res.output
+    (cfg,) = seen
+    assert (cfg.arch, cfg.seed, cfg.epochs, cfg.out_dir) == ("unet-effl2", 3, 2, str(tmp_path))

