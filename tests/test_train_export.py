@@ -34,6 +34,8 @@ def test_deeplabv2_resnet101_is_selectable():
         assert m(torch.rand(1, 1, 64, 64)).shape == (1, 1, 64, 64)
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("unet")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("unet-effl12")
 
 
 def test_training_pair_keeps_mask_aligned_with_image():
@@ -400,10 +402,13 @@ def test_encoder_finds_its_skips_and_dilates_only_the_last_stride(variant):
     # one skip per stride 2, 4, 8, 16, each the last block at that stride, with the channels it says
     assert sorted(h for _, h in sizes.values()) == [4, 8, 16, 32]
     assert all(plain.skips[i] == c for i, (c, _) in sizes.items())
+    assert all(tuple(plain.blocks[i + 1]._depthwise_conv.stride) == (2, 2) for i in plain.skips)  # last at its stride
     assert y.shape[2] == 2  # output stride 32
     dilated = EfficientNetLiteEncoder(pretrained=False, dilated=True, variant=variant).eval()
     low, high = dilated(x)
     assert low.shape[1:] == (plain.low_channels, 16, 24) and high.shape[2:] == (4, 6)  # stride 4 and 16
+    atrous = [i for i, b in enumerate(dilated.blocks) if b._depthwise_conv.dilation == (2, 2)]
+    assert atrous == list(range(max(plain.skips) + 1, len(plain.blocks)))  # exactly the stride-32 blocks
     if variant == "lite0":  # the shipped network's layout: blocks 11-15 atrous, skips after 0, 2, 4, 10
         assert plain.skips == {0: 16, 2: 24, 4: 40, 10: 112}
         assert [i for i, b in enumerate(dilated.blocks) if b._depthwise_conv.dilation == (2, 2)] == [11, 12, 13, 14, 15]

@@ -274,7 +274,7 @@ def build_model(arch: str = "deeplabv3plus-effl0", pretrained: bool = True) -> n
         return DeepLabV3Plus(pretrained=pretrained)
     if arch == "deeplabv3plus-effl0-sep":
         return DeepLabV3Plus(pretrained=pretrained, separable_decoder=True)
-    if arch.startswith("unet-effl") and arch[-1] in "012":
+    if arch in ("unet-effl0", "unet-effl1", "unet-effl2"):
         return UNet(pretrained=pretrained, variant=f"lite{arch[-1]}")
     if arch == "deeplabv2-resnet101":
         return DeepLabV2()
